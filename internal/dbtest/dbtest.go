@@ -1,0 +1,72 @@
+// Package dbtest gives integration tests their own migrated database on the
+// real MySQL server, dropped when the test ends.
+package dbtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"testing"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/acme/payments/internal/database"
+)
+
+// ServerDSN is the MySQL server the tests use: PAYMENTS_TEST_MYSQL_DSN, or
+// the local development server. Its database name is ignored.
+func ServerDSN() string {
+	if dsn := os.Getenv("PAYMENTS_TEST_MYSQL_DSN"); dsn != "" {
+		return dsn
+	}
+	return "root@tcp(127.0.0.1:3306)/"
+}
+
+// DSN creates a fresh, empty database for t and returns its DSN. The
+// database is dropped when t ends.
+func DSN(t testing.TB) string {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(ServerDSN())
+	if err != nil {
+		t.Fatalf("dbtest: parse PAYMENTS_TEST_MYSQL_DSN: %v", err)
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	cfg.DBName = "payments_test_" + hex.EncodeToString(b[:])
+	dsn := cfg.FormatDSN()
+	t.Cleanup(func() {
+		admin := cfg.Clone()
+		admin.DBName = ""
+		db, err := sqlx.Open("mysql", admin.FormatDSN())
+		if err != nil {
+			t.Errorf("dbtest: drop %s: %v", cfg.DBName, err)
+			return
+		}
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + database.QuoteIdent(cfg.DBName)); err != nil {
+			t.Errorf("dbtest: drop %s: %v", cfg.DBName, err)
+		}
+	})
+	return dsn
+}
+
+// New returns a connection pool to a fresh database with every migration
+// applied. The pool is closed and the database dropped when t ends.
+func New(t testing.TB) *sqlx.DB {
+	t.Helper()
+	dsn := DSN(t)
+	ctx := context.Background()
+	db, err := database.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := database.Migrate(ctx, db, nil); err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	return db
+}
