@@ -1,0 +1,607 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/acme/payments/internal/encryption"
+)
+
+// Statement sizes: IN lists of up to 1000 ids, multi-row writes of a few
+// hundred rows, so a chunk of tens of thousands of rows takes a few dozen
+// statements and each stays far below max_allowed_packet.
+const (
+	inBatch     = 1000
+	insertBatch = 400
+	updateBatch = 300
+)
+
+// entry is one validated payment to decide.
+type entry struct {
+	res        *Result
+	p          Payment
+	settleOnly bool  // from Settle: only status/gateway_ref/failure_reason are given
+	wantAmount int64 // Settle's optional amount check
+}
+
+// payRow is a payment's state inside the transaction: as loaded (under the
+// order lock) or as created earlier in the batch.
+type payRow struct {
+	id, orderID string
+	amount      int64
+	currency    string
+	status      Status
+	method      string
+	detailsCT   []byte // nil stores NULL (no details)
+	details     string // plaintext, valid when haveDetails
+	haveDetails bool
+	gatewayRef  string    // "" stores NULL
+	failure     string    // "" stores NULL
+	createdAt   time.Time // new rows only
+	isNew       bool      // to be inserted
+	dirty       bool      // loaded and changed: to be updated
+}
+
+type orderRow struct {
+	amount   int64
+	currency string
+	status   OrderStatus
+	paid     int64
+	touched  bool // a payment of it changed: re-evaluate
+}
+
+type event struct {
+	paymentID, orderID string
+	from, to           Status // from "" stores NULL
+	applied            bool
+	note               string
+}
+
+// batch holds one apply call's state.
+type batch struct {
+	keys   *encryption.Keyring
+	src    Source
+	ref    string
+	now    time.Time
+	orders map[string]*orderRow
+	rows   map[string]*payRow
+	// refs maps each gateway_ref known to be taken to its payment. A ref
+	// stays reserved for the whole batch even if its holder moves to
+	// another ref, so inserts (written before updates) never collide.
+	refs    map[string]string
+	inserts []*payRow
+	events  []event
+}
+
+// apply decides and writes entries inside tx: lock orders, load payments,
+// decide in Go, write in batches, re-evaluate orders.
+func (l *Ledger) apply(ctx context.Context, tx *sqlx.Tx, src Source, ref string, entries []entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	if l.Keys == nil {
+		return errors.New("ledger has no keyring")
+	}
+	b := &batch{
+		keys:   l.Keys,
+		src:    src,
+		ref:    ref,
+		now:    l.now().UTC().Truncate(time.Microsecond),
+		orders: map[string]*orderRow{},
+		rows:   map[string]*payRow{},
+		refs:   map[string]string{},
+	}
+	var orderIDs, paymentIDs, gatewayRefs []string
+	for _, e := range entries {
+		orderIDs = append(orderIDs, e.p.OrderID)
+		paymentIDs = append(paymentIDs, e.p.PaymentID)
+		if e.p.GatewayRef != "" {
+			gatewayRefs = append(gatewayRefs, e.p.GatewayRef)
+		}
+	}
+	// Sorted, so every transaction takes its locks in the same order.
+	orderIDs, paymentIDs, gatewayRefs = sortedUnique(orderIDs), sortedUnique(paymentIDs), sortedUnique(gatewayRefs)
+
+	if err := b.lockOrders(ctx, tx, orderIDs); err != nil {
+		return err
+	}
+	if err := b.loadPayments(ctx, tx, paymentIDs); err != nil {
+		return err
+	}
+	if err := b.loadGatewayRefs(ctx, tx, gatewayRefs); err != nil {
+		return err
+	}
+	for i := range entries {
+		if err := b.decide(&entries[i]); err != nil {
+			return err
+		}
+	}
+	if err := b.writePayments(ctx, tx); err != nil {
+		return err
+	}
+	if err := b.writeEvents(ctx, tx); err != nil {
+		return err
+	}
+	return b.reevaluateOrders(ctx, tx)
+}
+
+// lockOrders locks the batch's orders in ascending order_id order. Go's
+// byte order equals utf8mb4_bin's code-point order (ids never end in a
+// space), so chunks of the sorted list are locked in one global order too.
+func (b *batch) lockOrders(ctx context.Context, tx *sqlx.Tx, ids []string) error {
+	return inChunks(ids, inBatch, func(chunk []string) error {
+		q := "SELECT order_id, order_amount, currency, order_status, paid_amount FROM orders WHERE order_id IN (" +
+			placeholders(len(chunk)) + ") ORDER BY order_id FOR UPDATE"
+		rows, err := tx.QueryContext(ctx, q, anySlice(chunk)...)
+		if err != nil {
+			return fmt.Errorf("lock orders: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			o := &orderRow{}
+			if err := rows.Scan(&id, &o.amount, &o.currency, &o.status, &o.paid); err != nil {
+				return fmt.Errorf("lock orders: %w", err)
+			}
+			b.orders[id] = o
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("lock orders: %w", err)
+		}
+		return nil
+	})
+}
+
+// loadPayments reads the stored payments with the batch's ids. The locking
+// read sees the latest committed rows whatever the isolation level.
+func (b *batch) loadPayments(ctx context.Context, tx *sqlx.Tx, ids []string) error {
+	return inChunks(ids, inBatch, func(chunk []string) error {
+		q := "SELECT payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, " +
+			"gateway_ref, failure_reason FROM payments WHERE payment_id IN (" +
+			placeholders(len(chunk)) + ") ORDER BY payment_id FOR UPDATE"
+		rows, err := tx.QueryContext(ctx, q, anySlice(chunk)...)
+		if err != nil {
+			return fmt.Errorf("load payments: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			r := &payRow{}
+			var gw, failure sql.NullString
+			if err := rows.Scan(&r.id, &r.orderID, &r.amount, &r.currency, &r.status, &r.method, &r.detailsCT,
+				&gw, &failure); err != nil {
+				return fmt.Errorf("load payments: %w", err)
+			}
+			r.gatewayRef, r.failure = gw.String, failure.String
+			b.rows[r.id] = r
+			if r.gatewayRef != "" {
+				b.refs[r.gatewayRef] = r.id
+			}
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("load payments: %w", err)
+		}
+		return nil
+	})
+}
+
+// loadGatewayRefs finds which payments already hold the batch's gateway
+// refs, so a reused ref becomes one rejected row instead of a duplicate-key
+// error that would abort the batch.
+func (b *batch) loadGatewayRefs(ctx context.Context, tx *sqlx.Tx, refs []string) error {
+	refs = slices.DeleteFunc(refs, func(r string) bool { _, known := b.refs[r]; return known })
+	return inChunks(refs, inBatch, func(chunk []string) error {
+		q := "SELECT gateway_ref, payment_id FROM payments WHERE gateway_ref IN (" +
+			placeholders(len(chunk)) + ") ORDER BY gateway_ref LOCK IN SHARE MODE"
+		rows, err := tx.QueryContext(ctx, q, anySlice(chunk)...)
+		if err != nil {
+			return fmt.Errorf("look up gateway refs: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var ref, id string
+			if err := rows.Scan(&ref, &id); err != nil {
+				return fmt.Errorf("look up gateway refs: %w", err)
+			}
+			b.refs[ref] = id
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("look up gateway refs: %w", err)
+		}
+		return nil
+	})
+}
+
+// decide applies the rules of SPEC sections 3 and 5 to one entry against
+// the current state, updating the state, the pending writes and the result.
+func (b *batch) decide(e *entry) error {
+	p := &e.p
+	r := b.rows[p.PaymentID]
+	if r == nil {
+		return b.insert(e)
+	}
+
+	// An existing id: only the status and its companions may differ.
+	if r.orderID != p.OrderID {
+		b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s already exists for another order", p.PaymentID))
+		return nil
+	}
+	if e.settleOnly {
+		if e.wantAmount > 0 && e.wantAmount != r.amount {
+			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s: settlement amount %d differs from the stored amount %d",
+				p.PaymentID, e.wantAmount, r.amount))
+			return nil
+		}
+	} else {
+		var diff []string
+		if p.Amount != r.amount {
+			diff = append(diff, "payment_amount")
+		}
+		if p.Currency != "" && p.Currency != r.currency {
+			diff = append(diff, "currency")
+		}
+		if p.Method != r.method {
+			diff = append(diff, "payment_method")
+		}
+		details, err := b.storedDetails(r)
+		if err != nil {
+			return err
+		}
+		if p.Details != details {
+			diff = append(diff, "payment_details") // named, never shown
+		}
+		if len(diff) > 0 {
+			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s already exists with a different %s",
+				p.PaymentID, strings.Join(diff, ", ")))
+			return nil
+		}
+	}
+
+	if p.Status == r.status {
+		// A repeat. Missing gateway_ref / failure_reason mean "not given"
+		// (a re-sent callback or file may omit them); a different one is a
+		// contradiction, not a repeat.
+		if (p.GatewayRef == "" || p.GatewayRef == r.gatewayRef) && (p.FailureReason == "" || p.FailureReason == r.failure) {
+			e.res.Outcome, e.res.Status = Unchanged, r.status
+			return nil
+		}
+		b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s is already %s with a different gateway_ref or failure_reason",
+			p.PaymentID, r.status))
+		return nil
+	}
+	if r.status.Terminal() {
+		// Terminal means terminal: refuse, but keep the attempt on record.
+		b.addEvent(r, r.status, p.Status, false, fmt.Sprintf("refused: payment is already %s", r.status))
+		b.reject(e, r, CodeBadTransition, fmt.Sprintf("payment %s is already %s and cannot become %s",
+			p.PaymentID, r.status, p.Status))
+		return nil
+	}
+
+	// PENDING → SUCCESS / FAILED.
+	if p.GatewayRef != "" && p.GatewayRef != r.gatewayRef {
+		if holder, taken := b.refs[p.GatewayRef]; taken && holder != r.id {
+			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("gateway_ref %q is already used by payment %s", p.GatewayRef, holder))
+			return nil
+		}
+		b.refs[p.GatewayRef] = r.id
+		r.gatewayRef = p.GatewayRef
+	}
+	if p.FailureReason != "" {
+		r.failure = p.FailureReason
+	}
+	from := r.status
+	r.status = p.Status
+	if !r.isNew {
+		r.dirty = true
+	}
+	o := b.orders[r.orderID]
+	if o == nil {
+		// Cannot happen: r.orderID == p.OrderID, which was locked.
+		return fmt.Errorf("record payment %s: order %s was not locked", r.id, r.orderID)
+	}
+	o.touched = true
+	b.addEvent(r, from, r.status, true, "")
+	e.res.Outcome, e.res.Status = Settled, r.status
+	return nil
+}
+
+// insert handles an entry whose payment_id is not stored yet.
+func (b *batch) insert(e *entry) error {
+	p := &e.p
+	if e.settleOnly {
+		b.reject(e, nil, CodePaymentNotFound, fmt.Sprintf("payment %s not found", p.PaymentID))
+		return nil
+	}
+	o := b.orders[p.OrderID]
+	if o == nil {
+		b.reject(e, nil, CodeOrderNotFound, fmt.Sprintf("order %s not found", p.OrderID))
+		return nil
+	}
+	currency := p.Currency
+	if currency == "" {
+		currency = o.currency
+	}
+	if currency != o.currency {
+		b.reject(e, nil, CodeCurrencyMismatch, fmt.Sprintf("payment currency %s differs from order %s currency %s",
+			currency, p.OrderID, o.currency))
+		return nil
+	}
+	if p.GatewayRef != "" {
+		if holder, taken := b.refs[p.GatewayRef]; taken {
+			b.reject(e, nil, CodeDuplicateConflict, fmt.Sprintf("gateway_ref %q is already used by payment %s", p.GatewayRef, holder))
+			return nil
+		}
+	}
+	var ct []byte
+	if p.Details != "" {
+		var err error
+		ct, err = b.keys.Encrypt([]byte(p.Details), encryption.AAD("payments", "payment_details", p.PaymentID))
+		if err != nil {
+			return fmt.Errorf("record payment %s: encrypt payment_details: %w", p.PaymentID, err)
+		}
+		if len(ct) > maxDetailsColumn {
+			return fmt.Errorf("record payment %s: encrypted payment_details is %d bytes, column holds %d",
+				p.PaymentID, len(ct), maxDetailsColumn)
+		}
+	}
+	created := p.CreatedAt.UTC().Truncate(time.Microsecond)
+	if p.CreatedAt.IsZero() {
+		created = b.now
+	}
+	r := &payRow{
+		id: p.PaymentID, orderID: p.OrderID, amount: p.Amount, currency: currency,
+		status: p.Status, method: p.Method, detailsCT: ct, details: p.Details, haveDetails: true,
+		gatewayRef: p.GatewayRef, failure: p.FailureReason, createdAt: created, isNew: true,
+	}
+	b.rows[r.id] = r
+	b.inserts = append(b.inserts, r)
+	if r.gatewayRef != "" {
+		b.refs[r.gatewayRef] = r.id
+	}
+	o.touched = true
+	b.addEvent(r, "", r.status, true, "")
+	e.res.Outcome, e.res.Status = Inserted, r.status
+	return nil
+}
+
+func (b *batch) reject(e *entry, r *payRow, code, msg string) {
+	e.res.Outcome, e.res.Code, e.res.Message = Rejected, code, msg
+	if r != nil {
+		e.res.Status = r.status
+	}
+}
+
+func (b *batch) addEvent(r *payRow, from, to Status, applied bool, note string) {
+	b.events = append(b.events, event{paymentID: r.id, orderID: r.orderID, from: from, to: to, applied: applied, note: note})
+}
+
+// storedDetails decrypts a loaded payment's details once, for comparison:
+// ciphertexts of equal plaintexts differ by their random nonce.
+func (b *batch) storedDetails(r *payRow) (string, error) {
+	if r.haveDetails {
+		return r.details, nil
+	}
+	if r.detailsCT != nil {
+		pt, err := b.keys.Decrypt(r.detailsCT, encryption.AAD("payments", "payment_details", r.id))
+		if err != nil {
+			return "", fmt.Errorf("record payment %s: decrypt stored payment_details: %w", r.id, err)
+		}
+		r.details = string(pt)
+	}
+	r.haveDetails = true
+	return r.details, nil
+}
+
+// writePayments inserts the new payments and updates the settled ones, in
+// payment_id order.
+func (b *batch) writePayments(ctx context.Context, tx *sqlx.Tx) error {
+	slices.SortFunc(b.inserts, func(x, y *payRow) int { return strings.Compare(x.id, y.id) })
+	const cols = "(payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, " +
+		"gateway_ref, failure_reason, created_at, updated_at)"
+	const row = "(?,?,?,?,?,?,?,?,?,?,?)"
+	err := inChunks(b.inserts, insertBatch, func(chunk []*payRow) error {
+		args := make([]any, 0, len(chunk)*11)
+		for _, r := range chunk {
+			args = append(args, r.id, r.orderID, r.amount, r.currency, string(r.status), r.method, nullBytes(r.detailsCT),
+				nullString(r.gatewayRef), nullString(r.failure), r.createdAt, b.now)
+		}
+		q := "INSERT INTO payments " + cols + " VALUES " + repeatJoin(row, len(chunk))
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("insert payments: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+
+	var updates []*payRow
+	for _, r := range b.rows {
+		if r.dirty {
+			updates = append(updates, r)
+		}
+	}
+	slices.SortFunc(updates, func(x, y *payRow) int { return strings.Compare(x.id, y.id) })
+	return inChunks(updates, updateBatch, func(chunk []*payRow) error {
+		// One UPDATE per chunk: CASE picks each row's new values.
+		var status, gw, failure, in strings.Builder
+		var sArgs, gArgs, fArgs, inArgs []any
+		for i, r := range chunk {
+			status.WriteString(" WHEN ? THEN ?")
+			gw.WriteString(" WHEN ? THEN ?")
+			failure.WriteString(" WHEN ? THEN ?")
+			if i > 0 {
+				in.WriteByte(',')
+			}
+			in.WriteByte('?')
+			sArgs = append(sArgs, r.id, string(r.status))
+			gArgs = append(gArgs, r.id, nullString(r.gatewayRef))
+			fArgs = append(fArgs, r.id, nullString(r.failure))
+			inArgs = append(inArgs, r.id)
+		}
+		q := "UPDATE payments SET payment_status = CASE payment_id" + status.String() + " END" +
+			", gateway_ref = CASE payment_id" + gw.String() + " END" +
+			", failure_reason = CASE payment_id" + failure.String() + " END" +
+			", updated_at = ? WHERE payment_id IN (" + in.String() + ")"
+		args := slices.Concat(sArgs, gArgs, fArgs, []any{b.now}, inArgs)
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("update payments: %w", err)
+		}
+		return nil
+	})
+}
+
+// writeEvents appends the audit events in decision order.
+func (b *batch) writeEvents(ctx context.Context, tx *sqlx.Tx) error {
+	const row = "(?,?,?,?,?,?,?,?,?)"
+	return inChunks(b.events, insertBatch, func(chunk []event) error {
+		args := make([]any, 0, len(chunk)*9)
+		for _, ev := range chunk {
+			note := ev.note
+			if len([]rune(note)) > maxNoteLen {
+				note = string([]rune(note)[:maxNoteLen])
+			}
+			args = append(args, ev.paymentID, ev.orderID, nullString(string(ev.from)), string(ev.to), string(b.src),
+				nullString(b.ref), ev.applied, nullString(note), b.now)
+		}
+		q := "INSERT INTO payment_events (payment_id, order_id, from_status, to_status, source, reference, applied, note, created_at) VALUES " +
+			repeatJoin(row, len(chunk))
+		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+			return fmt.Errorf("insert payment events: %w", err)
+		}
+		return nil
+	})
+}
+
+// reevaluateOrders recomputes paid_amount and order_status of every order
+// whose payments changed, from the SUCCESS payments themselves rather than
+// by increments, so the stored value is exact by construction. The orders
+// are locked, so no other transaction can change their payments meanwhile.
+func (b *batch) reevaluateOrders(ctx context.Context, tx *sqlx.Tx) error {
+	var ids []string
+	for id, o := range b.orders {
+		if o.touched {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return inChunks(ids, inBatch, func(chunk []string) error {
+		sums := make(map[string]int64, len(chunk))
+		q := "SELECT order_id, SUM(payment_amount) FROM payments WHERE order_id IN (" + placeholders(len(chunk)) +
+			") AND payment_status = 'SUCCESS' GROUP BY order_id LOCK IN SHARE MODE"
+		rows, err := tx.QueryContext(ctx, q, anySlice(chunk)...)
+		if err != nil {
+			return fmt.Errorf("sum payments: %w", err)
+		}
+		for rows.Next() {
+			var id string
+			var sum int64
+			if err := rows.Scan(&id, &sum); err != nil {
+				rows.Close()
+				return fmt.Errorf("sum payments: %w", err)
+			}
+			sums[id] = sum
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("sum payments: %w", err)
+		}
+
+		var paid, status, in strings.Builder
+		var pArgs, sArgs, inArgs []any
+		for _, id := range chunk {
+			o := b.orders[id]
+			newPaid := sums[id]
+			newStatus := OrderPending
+			if newPaid >= o.amount {
+				newStatus = OrderCompleted
+			}
+			if newPaid == o.paid && newStatus == o.status {
+				continue
+			}
+			o.paid, o.status = newPaid, newStatus
+			paid.WriteString(" WHEN ? THEN ?")
+			status.WriteString(" WHEN ? THEN ?")
+			if len(inArgs) > 0 {
+				in.WriteByte(',')
+			}
+			in.WriteByte('?')
+			pArgs = append(pArgs, id, newPaid)
+			sArgs = append(sArgs, id, string(newStatus))
+			inArgs = append(inArgs, id)
+		}
+		if len(inArgs) == 0 {
+			return nil
+		}
+		q = "UPDATE orders SET paid_amount = CASE order_id" + paid.String() + " END" +
+			", order_status = CASE order_id" + status.String() + " END" +
+			", updated_at = ? WHERE order_id IN (" + in.String() + ")"
+		if _, err := tx.ExecContext(ctx, q, slices.Concat(pArgs, sArgs, []any{b.now}, inArgs)...); err != nil {
+			return fmt.Errorf("update orders: %w", err)
+		}
+		return nil
+	})
+}
+
+func inChunks[T any](items []T, size int, fn func([]T) error) error {
+	for len(items) > 0 {
+		n := min(size, len(items))
+		if err := fn(items[:n]); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}
+
+func sortedUnique(s []string) []string {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func placeholders(n int) string {
+	return repeatJoin("?", n)
+}
+
+func repeatJoin(s string, n int) string {
+	if n <= 0 {
+		return ""
+	}
+	var sb strings.Builder
+	sb.Grow(n * (len(s) + 1))
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(s)
+	}
+	return sb.String()
+}
+
+func anySlice(ss []string) []any {
+	out := make([]any, len(ss))
+	for i, s := range ss {
+		out[i] = s
+	}
+	return out
+}
+
+func nullString(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
