@@ -1,0 +1,167 @@
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/acme/payments/internal/auth"
+	"github.com/acme/payments/internal/config"
+	"github.com/acme/payments/internal/devserver"
+	"github.com/acme/payments/internal/encryption"
+)
+
+// Dev runs the whole development stack in this process until ctx ends: an
+// embedded Temporal server persisted under the data dir, the Temporal Web
+// UI, the worker and the HTTP API. The database is migrated first.
+// Announcements a developer needs (where the keys are, the API token) go to
+// out, never to the log.
+func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) error {
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := devKeys(&cfg, out); err != nil {
+		return err
+	}
+	uiToken, err := devToken(&cfg, out)
+	if err != nil {
+		return err
+	}
+
+	// The server's own logging is chatty at info level; keep its warnings.
+	serverLogger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tsrv, err := devserver.StartTemporal(ctx, devserver.TemporalOptions{
+		DatabaseFile:    filepath.Join(cfg.DataDir, "temporal.db"),
+		FrontendAddress: cfg.TemporalAddress,
+		Namespace:       cfg.TemporalNamespace,
+		DynamicConfig:   devserver.DefaultDynamicConfig(),
+		Logger:          serverLogger,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := tsrv.Stop(); err != nil {
+			logger.Warn("embedded temporal stop", "error", err.Error())
+		}
+		logger.Info("embedded temporal stopped")
+	}()
+	logger.Info("embedded temporal started", "address", tsrv.Address(), "namespace", cfg.TemporalNamespace,
+		"database", filepath.Join(cfg.DataDir, "temporal.db"))
+
+	d, err := Open(ctx, cfg, logger, true)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+
+	w := NewWorker(d)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	defer w.Stop()
+
+	s, err := APIServer(d)
+	if err != nil {
+		return err
+	}
+	s.CodecCookie = true
+
+	ui, err := devserver.StartUI(ctx, devserver.UIOptions{
+		Address:         cfg.UIAddr,
+		TemporalAddress: cfg.TemporalAddress,
+		Namespace:       cfg.TemporalNamespace,
+		CodecEndpoint:   "http://" + cfg.HTTPAddr + "/codec",
+		CodecToken:      uiToken,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ui.Stop(stopCtx)
+	}()
+	logger.Info("temporal web ui started", "url", "http://"+cfg.UIAddr)
+	fmt.Fprintf(out, "Temporal Web UI: http://%s\nHTTP API:        http://%s\n", cfg.UIAddr, cfg.HTTPAddr)
+
+	return listenAndServe(ctx, cfg.HTTPAddr, s.Handler(), logger)
+}
+
+// devKeys points cfg at development keys under the data dir, creating them
+// on first start, unless keys were configured.
+func devKeys(cfg *config.Config, out io.Writer) error {
+	if cfg.Keys != "" || cfg.KeysFile != "" {
+		if cfg.BlindIndexKey == "" {
+			return errors.New("PAYMENTS_KEYS is set but PAYMENTS_BLIND_INDEX_KEY is not: set both, or neither for development keys")
+		}
+		return nil
+	}
+	keysFile, bidxFile, created, err := encryption.EnsureDevKeys(cfg.DevKeysDir())
+	if err != nil {
+		return fmt.Errorf("development keys: %w", err)
+	}
+	if created {
+		fmt.Fprintf(out, "Created development encryption keys in %s (mode 0600). Never use them in production.\n", cfg.DevKeysDir())
+	} else {
+		fmt.Fprintf(out, "Using development encryption keys in %s.\n", cfg.DevKeysDir())
+	}
+	cfg.KeysFile = keysFile
+	if cfg.BlindIndexKey == "" {
+		b, err := os.ReadFile(bidxFile)
+		if err != nil {
+			return fmt.Errorf("development keys: %w", err)
+		}
+		cfg.BlindIndexKey = strings.TrimSpace(string(b))
+	}
+	return nil
+}
+
+// devToken returns the token the embedded UI uses for the codec. Without
+// configured tokens it creates a development token with every scope, kept
+// under the data dir so it survives restarts, and prints it.
+func devToken(cfg *config.Config, out io.Writer) (string, error) {
+	if cfg.APITokens != "" {
+		for _, item := range strings.Split(cfg.APITokens, ",") {
+			token, scopes, _ := strings.Cut(strings.TrimSpace(item), ":")
+			for _, s := range strings.Split(scopes, "+") {
+				if auth.Scope(s) == auth.PII {
+					return token, nil
+				}
+			}
+		}
+		fmt.Fprintln(out, "No API token has the pii scope: the Temporal UI will show payloads encrypted.")
+		return "", nil
+	}
+	path := filepath.Join(cfg.DataDir, "dev-token")
+	token := ""
+	if b, err := os.ReadFile(path); err == nil {
+		token = strings.TrimSpace(string(b))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("development token: %w", err)
+	}
+	if token == "" {
+		t, err := auth.NewDevToken()
+		if err != nil {
+			return "", err
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return "", fmt.Errorf("development token: %w", err)
+		}
+		_, werr := fmt.Fprintln(f, t)
+		if err := errors.Join(werr, f.Close()); err != nil {
+			return "", fmt.Errorf("development token: %w", err)
+		}
+		token = t
+	}
+	cfg.APITokens = token + ":read+write+pii"
+	fmt.Fprintf(out, "Development API token (read+write+pii): %s\n  export PAYMENTS_API_TOKENS=%s:read+write+pii  # to reuse it elsewhere\n", token, token)
+	return token, nil
+}

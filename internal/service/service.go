@@ -1,0 +1,180 @@
+// Package service assembles the service's processes from its packages: the
+// HTTP API (`starter serve`), the Temporal worker (`worker`), and the whole
+// development stack in one process (`starter dev`).
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
+
+	"github.com/acme/payments/activities"
+	"github.com/acme/payments/internal/api"
+	"github.com/acme/payments/internal/config"
+	"github.com/acme/payments/internal/database"
+	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/metrics"
+	"github.com/acme/payments/internal/temporalclient"
+	"github.com/acme/payments/workflows"
+)
+
+// NewLogger returns the service's logger: JSON, one line per event.
+func NewLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// Deps are a process's open connections.
+type Deps struct {
+	Config   config.Config
+	DB       *sqlx.DB
+	Keys     *encryption.Keyring
+	Temporal client.Client
+	Metrics  *metrics.Metrics
+	Logger   *slog.Logger
+}
+
+// Open connects to MySQL (migrating it when migrate is set) and Temporal.
+func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate bool) (*Deps, error) {
+	keys, err := cfg.Keyring()
+	if err != nil {
+		return nil, fmt.Errorf("encryption keys: %w", err)
+	}
+	db, err := database.Open(ctx, cfg.MySQLDSN)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		v, err := database.Migrate(ctx, db, logger)
+		if err != nil {
+			db.Close()
+			return nil, err
+		}
+		logger.Info("database schema ready", "version", v)
+	}
+	m := metrics.New()
+	tc, err := temporalclient.Dial(ctx, temporalclient.Options{
+		Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
+		Keys: keys, Logger: logger, Metrics: m.Temporal,
+	})
+	if err != nil {
+		db.Close()
+		m.Close()
+		return nil, err
+	}
+	return &Deps{Config: cfg, DB: db, Keys: keys, Temporal: tc, Metrics: m, Logger: logger}, nil
+}
+
+// Close releases everything Open opened.
+func (d *Deps) Close() {
+	d.Temporal.Close()
+	d.DB.Close()
+	d.Metrics.Close()
+}
+
+// NewWorker creates the worker for the payments task queue with every
+// workflow and activity registered.
+func NewWorker(d *Deps) worker.Worker {
+	w := worker.New(d.Temporal, workflows.TaskQueue, worker.Options{
+		MaxConcurrentActivityExecutionSize: 64,
+	})
+	w.RegisterActivity(&activities.Activities{
+		DB:     d.DB,
+		Keys:   d.Keys,
+		Ledger: &ledger.Ledger{DB: d.DB, Keys: d.Keys},
+	})
+	return w
+}
+
+// APIServer builds the HTTP API over d.
+func APIServer(d *Deps) (*api.Server, error) {
+	tokens, err := d.Config.Tokens()
+	if err != nil {
+		return nil, err
+	}
+	if tokens.Len() == 0 {
+		d.Logger.Warn("PAYMENTS_API_TOKENS is empty: every authenticated endpoint will answer 401")
+	}
+	return &api.Server{
+		DB: d.DB, Temporal: d.Temporal, Tokens: tokens, Keys: d.Keys,
+		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
+	}, nil
+}
+
+func codecOrigins(cfg config.Config) []string {
+	if len(cfg.CodecCORSOrigins) > 0 {
+		return cfg.CodecCORSOrigins
+	}
+	out := []string{"http://" + cfg.UIAddr}
+	if host, port, err := net.SplitHostPort(cfg.UIAddr); err == nil && (host == "127.0.0.1" || host == "localhost") {
+		out = append(out, "http://localhost:"+port, "http://127.0.0.1:"+port)
+	}
+	return out
+}
+
+// Serve runs the HTTP API until ctx ends.
+func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	d, err := Open(ctx, cfg, logger, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	s, err := APIServer(d)
+	if err != nil {
+		return err
+	}
+	return listenAndServe(ctx, cfg.HTTPAddr, s.Handler(), logger)
+}
+
+// RunWorker runs the Temporal worker until ctx ends.
+func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	d, err := Open(ctx, cfg, logger, false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	w := NewWorker(d)
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker started", "task_queue", workflows.TaskQueue, "temporal", cfg.TemporalAddress)
+	<-ctx.Done()
+	w.Stop()
+	logger.Info("worker stopped")
+	return nil
+}
+
+// listenAndServe serves h on addr until ctx ends, then drains requests.
+func listenAndServe(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	srv := api.NewHTTPServer(addr, h)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("http api listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http api: %w", err)
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("http api shutdown: %w", err)
+	}
+	logger.Info("http api stopped")
+	return nil
+}

@@ -1,0 +1,97 @@
+// Command starter is the service's command line: it runs the development
+// stack, the HTTP API and migrations. Logic lives in internal packages; this
+// file parses flags and wires them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/acme/payments/internal/config"
+	"github.com/acme/payments/internal/database"
+	"github.com/acme/payments/internal/service"
+)
+
+// usageError marks bad command-line usage (exit code 2).
+type usageError struct{ error }
+
+func main() {
+	app := &cli.App{
+		Name:  "starter",
+		Usage: "Payment Management Service",
+		Flags: config.Flags(),
+		Commands: []*cli.Command{
+			{
+				Name:  "dev",
+				Usage: "run everything in one process: embedded Temporal + UI, worker, HTTP API",
+				Action: withConfig(func(ctx context.Context, c *cli.Context, cfg config.Config) error {
+					return service.Dev(ctx, cfg, logger(cfg), os.Stdout)
+				}),
+			},
+			{
+				Name:  "serve",
+				Usage: "run the HTTP API against TEMPORAL_ADDRESS and PAYMENTS_MYSQL_DSN",
+				Action: withConfig(func(ctx context.Context, c *cli.Context, cfg config.Config) error {
+					return service.Serve(ctx, cfg, logger(cfg))
+				}),
+			},
+			{
+				Name:  "migrate",
+				Usage: "apply pending database migrations",
+				Action: withConfig(func(ctx context.Context, c *cli.Context, cfg config.Config) error {
+					db, err := database.Open(ctx, cfg.MySQLDSN)
+					if err != nil {
+						return err
+					}
+					defer db.Close()
+					v, err := database.Migrate(ctx, db, logger(cfg))
+					if err != nil {
+						return err
+					}
+					fmt.Printf("database schema at version %d\n", v)
+					return nil
+				}),
+			},
+		},
+		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
+			return usageError{err}
+		},
+		CommandNotFound: func(c *cli.Context, name string) {
+			fmt.Fprintf(os.Stderr, "starter: unknown command %q (see starter --help)\n", name)
+			os.Exit(2)
+		},
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := app.RunContext(ctx, os.Args)
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starter: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func withConfig(run func(context.Context, *cli.Context, config.Config) error) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.Args().Len() > 0 {
+			return usageError{fmt.Errorf("%s takes no arguments, got %q", c.Command.Name, c.Args().First())}
+		}
+		cfg, err := config.FromCLI(c)
+		if err != nil {
+			return usageError{err}
+		}
+		return run(c.Context, c, cfg)
+	}
+}
+
+func logger(cfg config.Config) *slog.Logger { return service.NewLogger(os.Stderr, cfg.LogLevel) }
