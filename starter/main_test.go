@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/acme/payments/internal/dbtest"
+	"github.com/acme/payments/internal/devserver"
+)
+
+// buildStarter compiles this command once per test binary run.
+func buildStarter(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "starter")
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build starter: %v", err)
+	}
+	return bin
+}
+
+type devProcess struct {
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan error
+}
+
+func (p *devProcess) output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stdout.String()
+}
+
+func startDev(t *testing.T, bin string, env []string) *devProcess {
+	t.Helper()
+	p := &devProcess{cmd: exec.Command(bin, "dev"), done: make(chan error, 1)}
+	p.cmd.Env = append(os.Environ(), env...)
+	outPipe, _ := p.cmd.StdoutPipe()
+	errPipe, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	copyTo := func(r io.Reader, b *bytes.Buffer) {
+		defer wg.Done()
+		s := bufio.NewScanner(r)
+		s.Buffer(make([]byte, 1<<20), 1<<20)
+		for s.Scan() {
+			p.mu.Lock()
+			b.WriteString(s.Text() + "\n")
+			p.mu.Unlock()
+		}
+	}
+	wg.Add(2)
+	go copyTo(outPipe, &p.stdout)
+	go copyTo(errPipe, &p.stderr)
+	go func() { wg.Wait(); p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		if p.cmd.ProcessState == nil {
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("starter dev stdout:\n%s\nstderr (tail):\n%s", p.output(), tail(p.stderr.String(), 4000))
+		}
+	})
+	return p
+}
+
+func (p *devProcess) stop(t *testing.T) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		if err != nil {
+			t.Fatalf("starter dev exited with %v after SIGTERM", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("starter dev did not stop within 60s of SIGTERM")
+	}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func waitReady(t *testing.T, p *devProcess, url string) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-p.done:
+			t.Fatalf("starter dev exited early: %v", err)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer 200 within 90s", url)
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var tokenLine = regexp.MustCompile(`Development API token \(read\+write\+pii\): (\S+)`)
+
+// starter dev, started as a process on free ports, answers /readyz, serves
+// the UI, and after SIGTERM and a restart still has its Temporal state, keys
+// and token.
+func TestDevStartsServesUIAndSurvivesRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole stack")
+	}
+	bin := buildStarter(t)
+	ports, err := devserver.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	temporalAddr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	httpAddr := fmt.Sprintf("127.0.0.1:%d", ports[1])
+	uiAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
+	dataDir := t.TempDir()
+	env := []string{
+		"PAYMENTS_DATA_DIR=" + dataDir,
+		"PAYMENTS_MYSQL_DSN=" + dbtest.DSN(t),
+		"TEMPORAL_ADDRESS=" + temporalAddr,
+		"PAYMENTS_HTTP_ADDR=" + httpAddr,
+		"PAYMENTS_UI_ADDR=" + uiAddr,
+		"PAYMENTS_KEYS=", "PAYMENTS_KEYS_FILE=", "PAYMENTS_BLIND_INDEX_KEY=", "PAYMENTS_API_TOKENS=",
+	}
+
+	p := startDev(t, bin, env)
+	waitReady(t, p, "http://"+httpAddr+"/readyz")
+	if code, body := get(t, "http://"+uiAddr+"/"); code != 200 || !strings.Contains(body, "<html") {
+		t.Fatalf("UI page: %d %.200s", code, body)
+	}
+	if code, body := get(t, "http://"+uiAddr+"/api/v1/settings"); code != 200 || !strings.Contains(body, "http://"+httpAddr+"/codec") {
+		t.Fatalf("UI is not configured with the codec: %d %.300s", code, body)
+	}
+	if code, body := get(t, "http://"+httpAddr+"/metrics"); code != 200 || !strings.Contains(body, "temporal_") {
+		t.Fatalf("metrics lack the SDK's: %d", code)
+	}
+	m := tokenLine.FindStringSubmatch(p.output())
+	if m == nil {
+		t.Fatalf("no development token printed:\n%s", p.output())
+	}
+	token := m[1]
+	if !strings.Contains(p.output(), "Created development encryption keys") {
+		t.Fatalf("first start did not announce the keys:\n%s", p.output())
+	}
+	for _, f := range []string{"keys/keys.txt", "keys/blind-index.key", "dev-token"} {
+		fi, err := os.Stat(filepath.Join(dataDir, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v %v", f, err, fi)
+		}
+	}
+	if strings.Contains(p.stderr.String(), token) {
+		t.Fatal("the token appears in the logs")
+	}
+	codecCall := func(tok string) int {
+		req, _ := http.NewRequest("POST", "http://"+httpAddr+"/codec/encode", strings.NewReader(`{"payloads":[]}`))
+		if tok != "" {
+			req.Header.Set("Authorization", "Bearer "+tok)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if c := codecCall(token); c != 200 {
+		t.Fatalf("codec with token: %d", c)
+	}
+	if c := codecCall(""); c != 401 {
+		t.Fatalf("codec without token: %d", c)
+	}
+
+	// A workflow nobody completes stays open across the restart.
+	ctx := context.Background()
+	tc, err := client.Dial(client.Options{HostPort: temporalAddr, Namespace: "default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: "restart-probe", TaskQueue: "restart-probe"}, "RestartProbe")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p.stop(t)
+	if _, err := http.Get("http://" + httpAddr + "/healthz"); err == nil {
+		t.Fatal("HTTP API still answers after shutdown")
+	}
+
+	p2 := startDev(t, bin, env)
+	waitReady(t, p2, "http://"+httpAddr+"/readyz")
+	if !strings.Contains(p2.output(), "Using development encryption keys") || strings.Contains(p2.output(), "Created development") {
+		t.Fatalf("restart did not reuse the keys:\n%s", p2.output())
+	}
+	if m2 := tokenLine.FindStringSubmatch(p2.output()); m2 == nil || m2[1] != token {
+		t.Fatalf("restart changed the development token")
+	}
+	desc, err := tc.DescribeWorkflowExecution(ctx, "restart-probe", "")
+	if err != nil {
+		t.Fatalf("workflow lost across restart: %v", err)
+	}
+	info := desc.GetWorkflowExecutionInfo()
+	if info.GetStatus() != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING || info.GetExecution().GetRunId() != run.GetRunID() {
+		t.Fatalf("after restart: status %s run %s (want RUNNING %s)", info.GetStatus(), info.GetExecution().GetRunId(), run.GetRunID())
+	}
+	if c := codecCall(token); c != 200 {
+		t.Fatalf("codec with the same token after restart: %d", c)
+	}
+	p2.stop(t)
+}
+
+func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
+	bin := buildStarter(t)
+	for _, args := range [][]string{
+		{"no-such-command"},
+		{"--import-chunk-rows", "0", "migrate"},
+		{"migrate", "extra-arg"},
+	} {
+		cmd := exec.Command(bin, args...)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 2 {
+			t.Errorf("%v: exit %v, want 2", args, err)
+		}
+		if lines := strings.Count(strings.TrimSpace(stderr.String()), "\n"); lines != 0 || stderr.Len() == 0 {
+			t.Errorf("%v: stderr not one line: %q", args, stderr.String())
+		}
+	}
+}
+
+func TestMigrateAgainstUnreachableDatabaseExitsOne(t *testing.T) {
+	bin := buildStarter(t)
+	cmd := exec.Command(bin, "migrate")
+	cmd.Env = append(os.Environ(), "PAYMENTS_MYSQL_DSN=root:hunter2pw@tcp(127.0.0.1:1)/x?timeout=1s")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Fatalf("exit %v, want 1", err)
+	}
+	if strings.Contains(stderr.String(), "hunter2pw") || !strings.Contains(stderr.String(), "127.0.0.1:1") {
+		t.Fatalf("stderr: %q", stderr.String())
+	}
+}
