@@ -10,14 +10,18 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/staging"
 )
 
 // Activities are registered on every worker.
 type Activities struct {
-	DB     *sqlx.DB
-	Keys   *encryption.Keyring
-	Ledger *ledger.Ledger
+	DB       *sqlx.DB
+	Keys     *encryption.Keyring
+	Ledger   *ledger.Ledger
+	Importer *importer.Importer
+	Store    *staging.Store
 }
 
 // RecordPaymentsInput is a batch of payments for the ledger. Its payment

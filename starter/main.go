@@ -42,6 +42,9 @@ func main() {
 					return service.Serve(ctx, cfg, logger(cfg))
 				}),
 			},
+			importCommand(),
+			importsCommand(),
+			genCommand(),
 			{
 				Name:  "migrate",
 				Usage: "apply pending database migrations",

@@ -17,6 +17,7 @@ import (
 	"github.com/acme/payments/internal/auth"
 	"github.com/acme/payments/internal/codec"
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/ingest"
 	"github.com/acme/payments/internal/metrics"
 )
 
@@ -28,6 +29,8 @@ type Server struct {
 	Keys     *encryption.Keyring
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
+	// Ingest starts imports (POST /upload).
+	Ingest *ingest.Ingest
 	// CodecOrigins may call /codec from a browser (the Temporal UI).
 	CodecOrigins []string
 	// CodecCookie lets /codec accept the token from the development UI's
@@ -48,6 +51,13 @@ func (s *Server) Handler() http.Handler {
 	}
 	codecHandler := http.MaxBytesHandler(codec.Handler(s.Keys), maxCodecBody)
 	mux.Handle("/codec/", s.cors(s.require(auth.PII, s.CodecCookie, codecHandler)))
+	read := func(h http.HandlerFunc) http.Handler { return s.require(auth.Read, false, h) }
+	write := func(h http.HandlerFunc) http.Handler { return s.require(auth.Write, false, h) }
+	mux.Handle("POST /upload", write(s.upload))
+	mux.Handle("GET /imports", read(s.listImports))
+	mux.Handle("GET /imports/{id}", read(s.getImport))
+	mux.Handle("GET /imports/{id}/rejects", read(s.importRejects))
+	mux.Handle("POST /imports/{id}/cancel", write(s.cancelImport))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

@@ -123,6 +123,28 @@ func devKeys(cfg *config.Config, out io.Writer) error {
 	return nil
 }
 
+// UseDevKeysIfPresent points cfg at the development keys `starter dev`
+// created under the data dir when no keys are configured, so CLI commands
+// run next to `make dev` need no setup. It never creates keys.
+func UseDevKeysIfPresent(cfg *config.Config) error {
+	if cfg.Keys != "" || cfg.KeysFile != "" {
+		return nil
+	}
+	keysFile := filepath.Join(cfg.DevKeysDir(), "keys.txt")
+	if _, err := os.Stat(keysFile); err != nil {
+		return errors.New("no encryption keys: set PAYMENTS_KEYS or PAYMENTS_KEYS_FILE (or run `starter dev` once for development keys)")
+	}
+	cfg.KeysFile = keysFile
+	if cfg.BlindIndexKey == "" {
+		b, err := os.ReadFile(filepath.Join(cfg.DevKeysDir(), "blind-index.key"))
+		if err != nil {
+			return fmt.Errorf("development keys: %w", err)
+		}
+		cfg.BlindIndexKey = strings.TrimSpace(string(b))
+	}
+	return nil
+}
+
 // devToken returns the token the embedded UI uses for the codec. Without
 // configured tokens it creates a development token with every scope, kept
 // under the data dir so it survives restarts, and prints it.

@@ -22,8 +22,11 @@ import (
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/ingest"
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/metrics"
+	"github.com/acme/payments/internal/staging"
 	"github.com/acme/payments/internal/temporalclient"
 	"github.com/acme/payments/workflows"
 )
@@ -37,12 +40,14 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 
 // Deps are a process's open connections.
 type Deps struct {
-	Config   config.Config
-	DB       *sqlx.DB
-	Keys     *encryption.Keyring
-	Temporal client.Client
-	Metrics  *metrics.Metrics
-	Logger   *slog.Logger
+	Config     config.Config
+	DB         *sqlx.DB
+	Keys       *encryption.Keyring
+	BlindIndex *encryption.BlindIndex
+	Store      *staging.Store
+	Temporal   client.Client
+	Metrics    *metrics.Metrics
+	Logger     *slog.Logger
 }
 
 // Open connects to MySQL (migrating it when migrate is set) and Temporal.
@@ -51,14 +56,28 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 	if err != nil {
 		return nil, fmt.Errorf("encryption keys: %w", err)
 	}
+	bidx, err := cfg.BlindIndex()
+	if err != nil {
+		return nil, err
+	}
+	stagingURL, err := cfg.StagingURL()
+	if err != nil {
+		return nil, err
+	}
+	store, err := staging.Open(ctx, stagingURL)
+	if err != nil {
+		return nil, err
+	}
 	db, err := database.Open(ctx, cfg.MySQLDSN)
 	if err != nil {
+		store.Close()
 		return nil, err
 	}
 	if migrate {
 		v, err := database.Migrate(ctx, db, logger)
 		if err != nil {
 			db.Close()
+			store.Close()
 			return nil, err
 		}
 		logger.Info("database schema ready", "version", v)
@@ -70,16 +89,18 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 	})
 	if err != nil {
 		db.Close()
+		store.Close()
 		m.Close()
 		return nil, err
 	}
-	return &Deps{Config: cfg, DB: db, Keys: keys, Temporal: tc, Metrics: m, Logger: logger}, nil
+	return &Deps{Config: cfg, DB: db, Keys: keys, BlindIndex: bidx, Store: store, Temporal: tc, Metrics: m, Logger: logger}, nil
 }
 
 // Close releases everything Open opened.
 func (d *Deps) Close() {
 	d.Temporal.Close()
 	d.DB.Close()
+	d.Store.Close()
 	d.Metrics.Close()
 }
 
@@ -89,10 +110,14 @@ func NewWorker(d *Deps) worker.Worker {
 	w := worker.New(d.Temporal, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: 64,
 	})
+	l := &ledger.Ledger{DB: d.DB, Keys: d.Keys}
+	w.RegisterWorkflow(workflows.Import)
 	w.RegisterActivity(&activities.Activities{
-		DB:     d.DB,
-		Keys:   d.Keys,
-		Ledger: &ledger.Ledger{DB: d.DB, Keys: d.Keys},
+		DB:       d.DB,
+		Keys:     d.Keys,
+		Ledger:   l,
+		Store:    d.Store,
+		Importer: &importer.Importer{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: l},
 	})
 	return w
 }
@@ -109,7 +134,16 @@ func APIServer(d *Deps) (*api.Server, error) {
 	return &api.Server{
 		DB: d.DB, Temporal: d.Temporal, Tokens: tokens, Keys: d.Keys,
 		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
+		Ingest: NewIngest(d),
 	}, nil
+}
+
+// NewIngest starts imports with d's connections and import settings.
+func NewIngest(d *Deps) *ingest.Ingest {
+	return &ingest.Ingest{
+		DB: d.DB, Store: d.Store, Temporal: d.Temporal, Logger: d.Logger,
+		MaxBytes: d.Config.MaxUploadBytes, ChunkRows: d.Config.ImportChunkRows, Parallelism: d.Config.ImportParallelism,
+	}
 }
 
 func codecOrigins(cfg config.Config) []string {

@@ -1,0 +1,462 @@
+package importer
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/records"
+)
+
+// Importer writes import chunks. It is safe for concurrent use.
+type Importer struct {
+	DB         *sqlx.DB
+	Keys       *encryption.Keyring
+	BlindIndex *encryption.BlindIndex
+	Ledger     *ledger.Ledger
+}
+
+// ChunkSpec names one chunk of a staged, planned file.
+type ChunkSpec struct {
+	ImportID string
+	Kind     records.Kind
+	Format   records.Format
+	Header   []string
+	Chunk    records.Chunk
+}
+
+// ChunkResult is what a chunk did. A chunk committed earlier reports its
+// stored figures with Replayed set.
+type ChunkResult struct {
+	Index         int
+	RowsRead      int64
+	RowsWritten   int64
+	RowsUnchanged int64
+	RowsRejected  int64
+	Replayed      bool
+}
+
+// ErrFile marks a chunk whose bytes do not parse as the plan said: the
+// staged file changed or is corrupt, and retrying will not help.
+var ErrFile = errors.New("staged file does not match its plan")
+
+// ImportChunk reads the chunk's records from r (exactly its byte range),
+// validates them and, in one transaction, writes the good rows, the rejects,
+// the chunk-ledger row and the job's counters. A chunk already committed
+// (a retried or replayed activity) writes nothing and reports its figures.
+func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader, heartbeat func()) (ChunkResult, error) {
+	if res, ok, err := im.committed(ctx, spec); err != nil || ok {
+		return res, err
+	}
+	plan := &records.Plan{Format: spec.Format, Kind: spec.Kind, Header: spec.Header}
+	rd := records.NewReader(r, plan, spec.Chunk, records.Limits{})
+	res := ChunkResult{Index: spec.Chunk.Index}
+	var rejects []Reject
+	var orders []Order
+	var orderRecs []records.Record
+	var payments []ledger.Payment
+	var paymentRecs []records.Record
+	for {
+		rec, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return res, fmt.Errorf("import %s chunk %d: %w: %v", spec.ImportID, spec.Chunk.Index, ErrFile, err)
+		}
+		res.RowsRead++
+		where := records.Record{Line: rec.Line, Number: rec.Number}
+		if rec.Err != nil {
+			rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: ledger.CodeMalformed, Message: rec.Err.Error()})
+			continue
+		}
+		switch spec.Kind {
+		case records.KindOrders:
+			o, fe := ParseOrder(rec.Values)
+			if fe != nil {
+				rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: fe.Code, Message: fe.Message})
+				continue
+			}
+			orders = append(orders, o)
+			orderRecs = append(orderRecs, where)
+		case records.KindPayments:
+			p, fe := ParsePayment(rec.Values)
+			if fe != nil {
+				rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: fe.Code, Message: fe.Message})
+				continue
+			}
+			payments = append(payments, p)
+			paymentRecs = append(paymentRecs, where)
+		default:
+			return res, fmt.Errorf("import %s: unknown type %q", spec.ImportID, spec.Kind)
+		}
+	}
+	if res.RowsRead != spec.Chunk.Records {
+		return res, fmt.Errorf("import %s chunk %d: %w: read %d records, planned %d", spec.ImportID, spec.Chunk.Index, ErrFile, res.RowsRead, spec.Chunk.Records)
+	}
+	heartbeat()
+
+	tx, err := im.DB.BeginTxx(ctx, ledger.TxOptions())
+	if err != nil {
+		return res, fmt.Errorf("import %s chunk %d: begin: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+	defer tx.Rollback()
+	// Claim the chunk first: a concurrent attempt of the same chunk waits
+	// here and then finds it committed.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO import_chunks (import_id, chunk_no, first_record, start_offset,
+		end_offset, rows_read, rows_written, rows_unchanged, rows_rejected, committed_at) VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?)`,
+		spec.ImportID, spec.Chunk.Index, spec.Chunk.FirstRecord, spec.Chunk.Start, spec.Chunk.End, time.Now().UTC()); err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1062 {
+			tx.Rollback()
+			if res, ok, err := im.committed(ctx, spec); err != nil || ok {
+				return res, err
+			}
+		}
+		return res, fmt.Errorf("import %s chunk %d: claim: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+
+	switch spec.Kind {
+	case records.KindOrders:
+		written, unchanged, rej, err := im.writeOrders(ctx, tx, spec, orders, orderRecs)
+		if err != nil {
+			return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
+		}
+		res.RowsWritten, res.RowsUnchanged = written, unchanged
+		rejects = append(rejects, rej...)
+	case records.KindPayments:
+		results, err := im.Ledger.RecordTx(ctx, tx, ledger.SourceImport, "import/"+spec.ImportID, payments)
+		if err != nil {
+			return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
+		}
+		for i, r := range results {
+			switch r.Outcome {
+			case ledger.Inserted, ledger.Settled:
+				res.RowsWritten++
+			case ledger.Unchanged:
+				res.RowsUnchanged++
+			default:
+				rejects = append(rejects, Reject{Line: paymentRecs[i].Line, Record: paymentRecs[i].Number, Code: r.Code, Message: r.Message})
+			}
+		}
+	}
+	heartbeat()
+	res.RowsRejected = int64(len(rejects))
+	if err := insertRejects(ctx, tx, spec.ImportID, rejects); err != nil {
+		return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+	now := time.Now().UTC()
+	if _, err := tx.ExecContext(ctx, `UPDATE import_chunks SET rows_read = ?, rows_written = ?, rows_unchanged = ?,
+		rows_rejected = ?, committed_at = ? WHERE import_id = ? AND chunk_no = ?`,
+		res.RowsRead, res.RowsWritten, res.RowsUnchanged, res.RowsRejected, now, spec.ImportID, spec.Chunk.Index); err != nil {
+		return res, fmt.Errorf("import %s chunk %d: record chunk: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE import_jobs SET rows_read = rows_read + ?, rows_written = rows_written + ?,
+		rows_unchanged = rows_unchanged + ?, rows_rejected = rows_rejected + ?, chunks_done = chunks_done + 1, updated_at = ?
+		WHERE import_id = ?`, res.RowsRead, res.RowsWritten, res.RowsUnchanged, res.RowsRejected, now, spec.ImportID); err != nil {
+		return res, fmt.Errorf("import %s chunk %d: update job: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return res, fmt.Errorf("import %s chunk %d: commit: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+	return res, nil
+}
+
+// committed reports the figures of a chunk already in the chunk ledger.
+func (im *Importer) committed(ctx context.Context, spec ChunkSpec) (ChunkResult, bool, error) {
+	res := ChunkResult{Index: spec.Chunk.Index, Replayed: true}
+	err := im.DB.QueryRowContext(ctx, `SELECT rows_read, rows_written, rows_unchanged, rows_rejected FROM import_chunks
+		WHERE import_id = ? AND chunk_no = ?`, spec.ImportID, spec.Chunk.Index).
+		Scan(&res.RowsRead, &res.RowsWritten, &res.RowsUnchanged, &res.RowsRejected)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ChunkResult{}, false, nil
+	}
+	if err != nil {
+		return ChunkResult{}, false, fmt.Errorf("import %s chunk %d: read chunk ledger: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+	return res, true, nil
+}
+
+func insertRejects(ctx context.Context, tx *sqlx.Tx, importID string, rejects []Reject) error {
+	const batch = 500
+	for start := 0; start < len(rejects); start += batch {
+		end := min(start+batch, len(rejects))
+		var q strings.Builder
+		q.WriteString("INSERT INTO import_rejects (import_id, record_no, line_no, code, message) VALUES ")
+		args := make([]any, 0, 5*(end-start))
+		for i, r := range rejects[start:end] {
+			if i > 0 {
+				q.WriteByte(',')
+			}
+			q.WriteString("(?,?,?,?,?)")
+			msg := r.Message
+			if len(msg) > 500 {
+				msg = msg[:500]
+			}
+			args = append(args, importID, r.Record, r.Line, r.Code, msg)
+		}
+		if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("write rejects: %w", err)
+		}
+	}
+	return nil
+}
+
+// storedOrder is an existing orders row, for comparing a re-imported one.
+type storedOrder struct {
+	OrderID   string    `db:"order_id"`
+	Amount    int64     `db:"order_amount"`
+	Currency  string    `db:"currency"`
+	Email     []byte    `db:"customer_email"`
+	Phone     []byte    `db:"customer_phone"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// writeOrders stores the new orders of a chunk and judges the rest: a row
+// identical to the stored one is unchanged, another is DUPLICATE_CONFLICT.
+// New rows stream into MySQL with LOAD DATA LOCAL INFILE, the fastest path
+// the server has.
+func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec, orders []Order, recs []records.Record) (written, unchanged int64, rejects []Reject, err error) {
+	// Within the chunk: the first row of an id wins.
+	first := make(map[string]int, len(orders))
+	var fresh []int
+	for i, o := range orders {
+		if j, ok := first[o.OrderID]; ok {
+			if sameOrder(orders[j], o) {
+				unchanged++
+			} else {
+				rejects = append(rejects, conflict(recs[i], o.OrderID))
+			}
+			continue
+		}
+		first[o.OrderID] = i
+		fresh = append(fresh, i)
+	}
+	ids := make([]string, len(fresh))
+	for k, i := range fresh {
+		ids[k] = orders[i].OrderID
+	}
+	stored, err := im.loadOrders(ctx, tx, ids)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	var toInsert []int
+	for _, i := range fresh {
+		s, ok := stored[orders[i].OrderID]
+		if !ok {
+			toInsert = append(toInsert, i)
+			continue
+		}
+		same, err := im.matchesStored(s, orders[i])
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		if same {
+			unchanged++
+		} else {
+			rejects = append(rejects, conflict(recs[i], orders[i].OrderID))
+		}
+	}
+	if len(toInsert) == 0 {
+		return 0, unchanged, rejects, nil
+	}
+
+	now := time.Now().UTC()
+	var buf bytes.Buffer
+	buf.Grow(len(toInsert) * 256)
+	for _, i := range toInsert {
+		if err := im.appendOrderRow(&buf, orders[i], now); err != nil {
+			return 0, 0, nil, err
+		}
+	}
+	n, err := loadData(ctx, tx, buf.Bytes(), `INTO TABLE orders CHARACTER SET binary
+		FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'
+		(order_id, order_amount, currency, order_status, paid_amount, customer_email, customer_phone,
+		 customer_email_bidx, created_at, updated_at)`)
+	if err != nil {
+		return 0, 0, nil, fmt.Errorf("load orders: %w", err)
+	}
+	written = n
+	if missed := int64(len(toInsert)) - n; missed > 0 {
+		// Another chunk of the same file stored some of these ids after we
+		// looked (LOAD DATA LOCAL skips duplicate keys). Judge them now.
+		ids := make([]string, len(toInsert))
+		for k, i := range toInsert {
+			ids[k] = orders[i].OrderID
+		}
+		stored, err := im.loadOrders(ctx, tx, ids)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		var conflicts int64
+		for _, i := range toInsert {
+			same, err := im.matchesStored(stored[orders[i].OrderID], orders[i])
+			if err != nil {
+				return 0, 0, nil, err
+			}
+			if !same {
+				conflicts++
+				rejects = append(rejects, conflict(recs[i], orders[i].OrderID))
+			}
+		}
+		unchanged += missed - conflicts
+	}
+	return written, unchanged, rejects, nil
+}
+
+func conflict(rec records.Record, id string) Reject {
+	return Reject{Line: rec.Line, Record: rec.Number, Code: ledger.CodeDuplicateConflict,
+		Message: fmt.Sprintf("order_id %q already exists with different content", clip(id))}
+}
+
+func sameOrder(a, b Order) bool {
+	return a.Amount == b.Amount && a.Currency == b.Currency && a.CustomerEmail == b.CustomerEmail &&
+		a.CustomerPhone == b.CustomerPhone && (a.CreatedAt.IsZero() || b.CreatedAt.IsZero() || a.CreatedAt.Equal(b.CreatedAt))
+}
+
+func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]storedOrder, error) {
+	out := make(map[string]storedOrder)
+	const batch = 1000
+	for start := 0; start < len(ids); start += batch {
+		end := min(start+batch, len(ids))
+		q, args, err := sqlx.In(`SELECT order_id, order_amount, currency, customer_email, customer_phone, created_at
+			FROM orders WHERE order_id IN (?)`, ids[start:end])
+		if err != nil {
+			return nil, err
+		}
+		var rows []storedOrder
+		if err := tx.SelectContext(ctx, &rows, q, args...); err != nil {
+			return nil, fmt.Errorf("read existing orders: %w", err)
+		}
+		for _, r := range rows {
+			out[r.OrderID] = r
+		}
+	}
+	return out, nil
+}
+
+// matchesStored compares an order with its stored row; encrypted columns
+// are compared by plaintext since every encryption draws a fresh nonce.
+func (im *Importer) matchesStored(s storedOrder, o Order) (bool, error) {
+	if s.OrderID == "" {
+		return false, nil
+	}
+	if s.Amount != o.Amount || s.Currency != o.Currency || (!o.CreatedAt.IsZero() && !s.CreatedAt.Equal(o.CreatedAt)) {
+		return false, nil
+	}
+	for _, f := range []struct {
+		column string
+		ct     []byte
+		want   string
+	}{{"customer_email", s.Email, o.CustomerEmail}, {"customer_phone", s.Phone, o.CustomerPhone}} {
+		if len(f.ct) == 0 {
+			if f.want != "" {
+				return false, nil
+			}
+			continue
+		}
+		plain, err := im.Keys.Decrypt(f.ct, encryption.AAD("orders", f.column, s.OrderID))
+		if err != nil {
+			return false, fmt.Errorf("order %s %s: %w", s.OrderID, f.column, err)
+		}
+		if string(plain) != f.want {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// appendOrderRow writes one LOAD DATA line: tab-separated, binary values
+// backslash-escaped (not hex), \N for NULL.
+func (im *Importer) appendOrderRow(buf *bytes.Buffer, o Order, now time.Time) error {
+	created := o.CreatedAt
+	if created.IsZero() {
+		created = now
+	}
+	appendEscaped(buf, []byte(o.OrderID))
+	buf.WriteByte('\t')
+	buf.WriteString(strconv.FormatInt(o.Amount, 10))
+	buf.WriteByte('\t')
+	buf.WriteString(o.Currency)
+	buf.WriteString("\tPENDING\t0\t")
+	var bidx []byte
+	if o.CustomerEmail != "" {
+		ct, err := im.Keys.Encrypt([]byte(o.CustomerEmail), encryption.AAD("orders", "customer_email", o.OrderID))
+		if err != nil {
+			return fmt.Errorf("order %s: %w", o.OrderID, err)
+		}
+		appendEscaped(buf, ct)
+		bidx = im.BlindIndex.Email(o.CustomerEmail)
+	} else {
+		buf.WriteString(`\N`)
+	}
+	buf.WriteByte('\t')
+	if o.CustomerPhone != "" {
+		ct, err := im.Keys.Encrypt([]byte(o.CustomerPhone), encryption.AAD("orders", "customer_phone", o.OrderID))
+		if err != nil {
+			return fmt.Errorf("order %s: %w", o.OrderID, err)
+		}
+		appendEscaped(buf, ct)
+	} else {
+		buf.WriteString(`\N`)
+	}
+	buf.WriteByte('\t')
+	if bidx != nil {
+		appendEscaped(buf, bidx)
+	} else {
+		buf.WriteString(`\N`)
+	}
+	buf.WriteByte('\t')
+	buf.WriteString(created.Format("2006-01-02 15:04:05.000000"))
+	buf.WriteByte('\t')
+	buf.WriteString(now.Format("2006-01-02 15:04:05.000000"))
+	buf.WriteByte('\n')
+	return nil
+}
+
+func appendEscaped(buf *bytes.Buffer, b []byte) {
+	for _, c := range b {
+		switch c {
+		case '\\':
+			buf.WriteString(`\\`)
+		case '\t':
+			buf.WriteString(`\t`)
+		case '\n':
+			buf.WriteString(`\n`)
+		case '\r':
+			buf.WriteString(`\r`)
+		case 0:
+			buf.WriteString(`\0`)
+		default:
+			buf.WriteByte(c)
+		}
+	}
+}
+
+// loadData runs LOAD DATA LOCAL INFILE over data through a reader handler
+// registered for this call only, and returns the rows inserted.
+func loadData(ctx context.Context, tx *sqlx.Tx, data []byte, rest string) (int64, error) {
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	name := "payments-load-" + hex.EncodeToString(rnd[:])
+	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
+	defer mysql.DeregisterReaderHandler(name)
+	res, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' "+rest)
+	if err != nil {
+		return 0, err
+	}
+	return res.RowsAffected()
+}

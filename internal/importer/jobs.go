@@ -1,0 +1,166 @@
+// Package importer is the bulk import of orders and payments: validation of
+// rows, the chunk step that writes a chunk's rows, rejects and chunk-ledger
+// row in one MySQL transaction, and the import job records. Reading files is
+// package records' job; payments go through package ledger.
+package importer
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/csv"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+)
+
+// Job states.
+const (
+	StateRunning   = "RUNNING"
+	StateCompleted = "COMPLETED"
+	StateFailed    = "FAILED"
+	StateCancelled = "CANCELLED"
+)
+
+// DefaultMaxRejects is the rejects limit when an upload names none.
+const DefaultMaxRejects = 1000
+
+// Job is an import's row in import_jobs, shaped as GET /imports/{id}.
+type Job struct {
+	ImportID      string    `db:"import_id" json:"import_id"`
+	WorkflowID    string    `db:"workflow_id" json:"workflow_id"`
+	Type          string    `db:"type" json:"type"`
+	Format        string    `db:"format" json:"format"`
+	State         string    `db:"state" json:"state"`
+	RowsRead      int64     `db:"rows_read" json:"rows_read"`
+	RowsWritten   int64     `db:"rows_written" json:"rows_written"`
+	RowsUnchanged int64     `db:"rows_unchanged" json:"rows_unchanged"`
+	RowsRejected  int64     `db:"rows_rejected" json:"rows_rejected"`
+	ChunksDone    int       `db:"chunks_done" json:"chunks_done"`
+	ChunksTotal   int       `db:"chunks_total" json:"chunks_total"`
+	Error         *string   `db:"error" json:"error"`
+	MaxRejects    int64     `db:"max_rejects" json:"max_rejects"`
+	SizeBytes     int64     `db:"size_bytes" json:"size_bytes"`
+	BlobKey       string    `db:"blob_key" json:"-"`
+	ContentSHA256 string    `db:"content_sha256" json:"-"`
+	CreatedAt     time.Time `db:"created_at" json:"created_at"`
+	UpdatedAt     time.Time `db:"updated_at" json:"updated_at"`
+}
+
+// ImportID derives an import's id from what makes it the same import: the
+// content, the requested type and the options. The same upload again maps
+// to the same id and so to the existing import.
+func ImportID(contentSHA256, typ string, maxRejects int64) string {
+	h := sha256.Sum256([]byte(contentSHA256 + "|" + typ + "|" + strconv.FormatInt(maxRejects, 10)))
+	return hex.EncodeToString(h[:16])
+}
+
+// ErrJobNotFound is returned for an unknown import id.
+var ErrJobNotFound = errors.New("import not found")
+
+const jobColumns = `import_id, workflow_id, type, format, state, rows_read, rows_written, rows_unchanged,
+	rows_rejected, chunks_done, chunks_total, error, max_rejects, size_bytes, blob_key, content_sha256, created_at, updated_at`
+
+// CreateJob inserts j as RUNNING. When an import with the same id exists it
+// returns that one and created = false.
+func CreateJob(ctx context.Context, db *sqlx.DB, j Job) (Job, bool, error) {
+	now := time.Now().UTC()
+	j.State, j.CreatedAt, j.UpdatedAt = StateRunning, now, now
+	_, err := db.NamedExecContext(ctx, `INSERT INTO import_jobs (import_id, workflow_id, type, format, state,
+		blob_key, content_sha256, size_bytes, max_rejects, created_at, updated_at)
+		VALUES (:import_id, :workflow_id, :type, :format, :state, :blob_key, :content_sha256, :size_bytes,
+		:max_rejects, :created_at, :updated_at)`, j)
+	if err != nil {
+		var me *mysql.MySQLError
+		if errors.As(err, &me) && me.Number == 1062 {
+			existing, gerr := GetJob(ctx, db, j.ImportID)
+			return existing, false, gerr
+		}
+		return Job{}, false, fmt.Errorf("create import %s: %w", j.ImportID, err)
+	}
+	return j, true, nil
+}
+
+// GetJob reads one import.
+func GetJob(ctx context.Context, db *sqlx.DB, importID string) (Job, error) {
+	var j Job
+	err := db.GetContext(ctx, &j, `SELECT `+jobColumns+` FROM import_jobs WHERE import_id = ?`, importID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Job{}, fmt.Errorf("%s: %w", importID, ErrJobNotFound)
+	}
+	if err != nil {
+		return Job{}, fmt.Errorf("read import %s: %w", importID, err)
+	}
+	return j, nil
+}
+
+// ListJobs returns the newest imports first.
+func ListJobs(ctx context.Context, db *sqlx.DB, limit int) ([]Job, error) {
+	jobs := []Job{}
+	err := db.SelectContext(ctx, &jobs, `SELECT `+jobColumns+` FROM import_jobs ORDER BY created_at DESC, import_id LIMIT ?`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list imports: %w", err)
+	}
+	return jobs, nil
+}
+
+// SetPlan records what planning found: the type, format and chunk count.
+func SetPlan(ctx context.Context, db *sqlx.DB, importID, typ, format string, chunks int) error {
+	_, err := db.ExecContext(ctx, `UPDATE import_jobs SET type = ?, format = ?, chunks_total = ?, updated_at = ?
+		WHERE import_id = ?`, typ, format, chunks, time.Now().UTC(), importID)
+	if err != nil {
+		return fmt.Errorf("import %s: record plan: %w", importID, err)
+	}
+	return nil
+}
+
+// Finish moves a RUNNING import to its final state. A finished import is
+// left as it is, so a replayed finish changes nothing.
+func Finish(ctx context.Context, db *sqlx.DB, importID, state, message string) error {
+	var msg *string
+	if message != "" {
+		msg = &message
+	}
+	_, err := db.ExecContext(ctx, `UPDATE import_jobs SET state = ?, error = ?, updated_at = ?
+		WHERE import_id = ? AND state = ?`, state, msg, time.Now().UTC(), importID, StateRunning)
+	if err != nil {
+		return fmt.Errorf("import %s: finish %s: %w", importID, state, err)
+	}
+	return nil
+}
+
+// WriteRejectsCSV streams an import's rejects as CSV (line, record, code,
+// message) in record order.
+func WriteRejectsCSV(ctx context.Context, db *sqlx.DB, importID string, w io.Writer) error {
+	rows, err := db.QueryContext(ctx, `SELECT line_no, record_no, code, message FROM import_rejects
+		WHERE import_id = ? ORDER BY record_no`, importID)
+	if err != nil {
+		return fmt.Errorf("import %s: read rejects: %w", importID, err)
+	}
+	defer rows.Close()
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"line", "record", "code", "message"}); err != nil {
+		return err
+	}
+	for rows.Next() {
+		var line, record int64
+		var code, message string
+		if err := rows.Scan(&line, &record, &code, &message); err != nil {
+			return fmt.Errorf("import %s: read rejects: %w", importID, err)
+		}
+		if err := cw.Write([]string{strconv.FormatInt(line, 10), strconv.FormatInt(record, 10), code, message}); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return err
+	}
+	return rows.Err()
+}

@@ -1,0 +1,201 @@
+package importer
+
+import (
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/money"
+)
+
+// Reject is a row the import refused, with where it was and why.
+type Reject struct {
+	Line, Record int64
+	Code         string // a reason code of SPEC section 5
+	Message      string // never holds sensitive field values
+}
+
+// Order is a validated orders row.
+type Order struct {
+	OrderID       string
+	Amount        int64
+	Currency      string
+	CreatedAt     time.Time // zero: not given in the file
+	CustomerEmail string
+	CustomerPhone string
+}
+
+// Column positions in records.OrderColumns / records.PaymentColumns.
+const (
+	oID, oAmount, oCurrency, oCreated, oEmail, oPhone = 0, 1, 2, 3, 4, 5
+
+	pID, pOrderID, pAmount, pMethod, pStatus, pDetails, pGatewayRef, pCurrency, pCreated, pFailure = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
+)
+
+const (
+	defaultCurrency = "USD"
+	maxIDLen        = 64
+	maxEmailLen     = 254
+	maxPhoneLen     = 32
+)
+
+// FieldError is why a row was refused: a reason code and a message that
+// names the field but never echoes sensitive values.
+type FieldError struct{ Code, Message string }
+
+func (e *FieldError) Error() string { return e.Code + ": " + e.Message }
+
+func bad(code, format string, args ...any) *FieldError {
+	return &FieldError{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ParseOrder validates an orders record's values (aligned with
+// records.OrderColumns).
+func ParseOrder(v []string) (Order, *FieldError) {
+	var o Order
+	var fe *FieldError
+	if o.OrderID, fe = parseID("order_id", v[oID]); fe != nil {
+		return o, fe
+	}
+	if o.Currency, fe = parseCurrency(v[oCurrency], defaultCurrency); fe != nil {
+		return o, fe
+	}
+	if o.Amount, fe = parseAmount("order_amount", v[oAmount], o.Currency); fe != nil {
+		return o, fe
+	}
+	if o.CreatedAt, fe = parseDate(v[oCreated]); fe != nil {
+		return o, fe
+	}
+	o.CustomerEmail = strings.TrimSpace(v[oEmail])
+	if o.CustomerEmail != "" && (len(o.CustomerEmail) > maxEmailLen || !strings.Contains(o.CustomerEmail, "@") || !utf8.ValidString(o.CustomerEmail)) {
+		return o, bad(ledger.CodeMalformed, "customer_email is not an email address")
+	}
+	o.CustomerPhone = strings.TrimSpace(v[oPhone])
+	if o.CustomerPhone != "" && (len(o.CustomerPhone) > maxPhoneLen || !utf8.ValidString(o.CustomerPhone)) {
+		return o, bad(ledger.CodeMalformed, "customer_phone is longer than %d characters", maxPhoneLen)
+	}
+	return o, nil
+}
+
+// ParsePayment validates a payments record's values (aligned with
+// records.PaymentColumns). An empty currency means the order's.
+func ParsePayment(v []string) (ledger.Payment, *FieldError) {
+	var p ledger.Payment
+	var fe *FieldError
+	if p.PaymentID, fe = parseID("payment_id", v[pID]); fe != nil {
+		return p, fe
+	}
+	if p.OrderID, fe = parseID("order_id", v[pOrderID]); fe != nil {
+		return p, fe
+	}
+	cur := strings.TrimSpace(v[pCurrency])
+	if cur != "" {
+		if _, ok := money.Lookup(cur); !ok {
+			return p, bad(ledger.CodeBadCurrency, "currency %q is not an active ISO 4217 code", cur)
+		}
+	}
+	p.Currency = cur
+	amountCur := cur
+	if amountCur == "" {
+		amountCur = defaultCurrency
+	}
+	if p.Amount, fe = parseAmount("payment_amount", v[pAmount], amountCur); fe != nil {
+		return p, fe
+	}
+	method := strings.TrimSpace(v[pMethod])
+	switch method {
+	case "":
+		return p, bad(ledger.CodeMissingField, "payment_method is empty")
+	case "CARD", "UPI", "NETBANKING", "WALLET", "BANK_TRANSFER", "CASH", "VOUCHER":
+		p.Method = method
+	default:
+		return p, bad(ledger.CodeBadMethod, "payment_method %q is not one of CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH, VOUCHER", clip(method))
+	}
+	switch status := strings.TrimSpace(v[pStatus]); status {
+	case "":
+		p.Status = ledger.StatusPending
+	case "PENDING", "SUCCESS", "FAILED":
+		p.Status = ledger.Status(status)
+	default:
+		return p, bad(ledger.CodeBadStatus, "payment_status %q is not PENDING, SUCCESS or FAILED", clip(status))
+	}
+	p.Details = v[pDetails]
+	p.GatewayRef = strings.TrimSpace(v[pGatewayRef])
+	p.FailureReason = strings.TrimSpace(v[pFailure])
+	if p.CreatedAt, fe = parseDate(v[pCreated]); fe != nil {
+		return p, fe
+	}
+	return p, nil
+}
+
+func parseID(name, s string) (string, *FieldError) {
+	if s == "" {
+		return "", bad(ledger.CodeMissingField, "%s is empty", name)
+	}
+	if len(s) > maxIDLen {
+		return "", bad(ledger.CodeMalformed, "%s is longer than %d bytes", name, maxIDLen)
+	}
+	if !utf8.ValidString(s) {
+		return "", bad(ledger.CodeMalformed, "%s is not valid UTF-8", name)
+	}
+	for _, r := range s {
+		if unicode.IsSpace(r) || unicode.IsControl(r) {
+			return "", bad(ledger.CodeMalformed, "%s %q holds white space or control characters", name, clip(s))
+		}
+	}
+	return s, nil
+}
+
+// parseCurrency: an empty value takes def; codes are case-sensitive (ISO
+// codes are upper-case; "usd" is a mistake worth reporting).
+func parseCurrency(s, def string) (string, *FieldError) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return def, nil
+	}
+	if _, ok := money.Lookup(s); !ok {
+		return "", bad(ledger.CodeBadCurrency, "currency %q is not an active ISO 4217 code", clip(s))
+	}
+	return s, nil
+}
+
+func parseAmount(name, s, currency string) (int64, *FieldError) {
+	if s == "" {
+		return 0, bad(ledger.CodeMissingField, "%s is empty", name)
+	}
+	v, err := money.Parse(s, currency)
+	if err != nil {
+		return 0, bad(ledger.CodeBadAmount, "%s: %v", name, err)
+	}
+	return v, nil
+}
+
+// Dates are UTC: RFC 3339 (any offset, converted) or "YYYY-MM-DD HH:MM:SS".
+func parseDate(s string) (time.Time, *FieldError) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		t, err = time.ParseInLocation(time.DateTime, s, time.UTC)
+	}
+	if err != nil {
+		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is not RFC 3339 or YYYY-MM-DD HH:MM:SS", clip(s))
+	}
+	if y := t.UTC().Year(); y < 1970 || y > 9999 {
+		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is out of range", clip(s))
+	}
+	return t.UTC().Truncate(time.Microsecond), nil
+}
+
+// clip keeps echoed values short in messages.
+func clip(s string) string {
+	if len(s) > 40 {
+		return s[:40] + "…"
+	}
+	return s
+}

@@ -1,0 +1,147 @@
+// Package ingest starts imports: it stages an uploaded file in the staging
+// store while hashing it, records the import job and starts its workflow.
+// The HTTP API's /upload and `starter import` both use it, so the same
+// content and options always map to the same import.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+
+	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/records"
+	"github.com/acme/payments/internal/staging"
+	"github.com/acme/payments/workflows"
+)
+
+// Ingest holds what starting an import needs.
+type Ingest struct {
+	DB          *sqlx.DB
+	Store       *staging.Store
+	Temporal    client.Client
+	Logger      *slog.Logger
+	MaxBytes    int64
+	ChunkRows   int
+	Parallelism int
+}
+
+// Options are the caller's import options.
+type Options struct {
+	Type       records.Kind // "" detects from the file
+	MaxRejects int64
+}
+
+// ErrBadOption is returned for options that cannot be right.
+var ErrBadOption = errors.New("bad import option")
+
+// Start stages r and starts its import. When the same content with the
+// same options was imported before, it returns that import with
+// created = false and discards the new copy.
+func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importer.Job, bool, error) {
+	switch opts.Type {
+	case "", records.KindOrders, records.KindPayments:
+	default:
+		return importer.Job{}, false, fmt.Errorf("%w: type %q (want orders or payments)", ErrBadOption, opts.Type)
+	}
+	if opts.MaxRejects < 0 {
+		return importer.Job{}, false, fmt.Errorf("%w: max_rejects must be 0 or more", ErrBadOption)
+	}
+	obj, err := in.Store.Put(ctx, "uploads/", r, in.MaxBytes)
+	if err != nil {
+		return importer.Job{}, false, err
+	}
+	id := importer.ImportID(obj.SHA256, string(opts.Type), opts.MaxRejects)
+	job, created, err := importer.CreateJob(ctx, in.DB, importer.Job{
+		ImportID: id, WorkflowID: workflows.ImportWorkflowID(id), Type: string(opts.Type),
+		BlobKey: obj.Key, ContentSHA256: obj.SHA256, SizeBytes: obj.Size, MaxRejects: opts.MaxRejects,
+	})
+	if err != nil {
+		_ = in.Store.Delete(context.WithoutCancel(ctx), obj.Key)
+		return importer.Job{}, false, err
+	}
+	if !created {
+		_ = in.Store.Delete(context.WithoutCancel(ctx), obj.Key)
+	}
+	// Start (or find) the workflow either way: a crash between recording
+	// the job and starting its workflow must not strand the import.
+	if err := in.startWorkflow(ctx, job); err != nil {
+		return job, created, err
+	}
+	if created {
+		in.Logger.Info("import started", "import_id", id, "bytes", obj.Size, "type", string(opts.Type))
+	}
+	return job, created, nil
+}
+
+func (in *Ingest) startWorkflow(ctx context.Context, job importer.Job) error {
+	_, err := in.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                    job.WorkflowID,
+		TaskQueue:             workflows.TaskQueue,
+		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+	}, workflows.Import, workflows.ImportInput{Params: workflows.ImportParams{
+		ImportID: job.ImportID, BlobKey: job.BlobKey, Type: records.Kind(job.Type),
+		MaxRejects: job.MaxRejects, ChunkRows: in.ChunkRows, Parallelism: in.Parallelism,
+	}})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if err != nil && !errors.As(err, &started) {
+		return fmt.Errorf("start import workflow %s: %w", job.WorkflowID, err)
+	}
+	return nil
+}
+
+// Progress asks a running import's workflow for its progress.
+func Progress(ctx context.Context, c client.Client, importID string) (workflows.Progress, error) {
+	var p workflows.Progress
+	v, err := c.QueryWorkflow(ctx, workflows.ImportWorkflowID(importID), "", workflows.ProgressQuery)
+	if err != nil {
+		return p, fmt.Errorf("query import %s: %w", importID, err)
+	}
+	if err := v.Get(&p); err != nil {
+		return p, fmt.Errorf("query import %s: %w", importID, err)
+	}
+	return p, nil
+}
+
+// Cancel asks an import's workflow to stop; committed chunks stay.
+func Cancel(ctx context.Context, c client.Client, importID string) error {
+	if err := c.CancelWorkflow(ctx, workflows.ImportWorkflowID(importID), ""); err != nil {
+		return fmt.Errorf("cancel import %s: %w", importID, err)
+	}
+	return nil
+}
+
+// Follow polls an import until it ends, calling update with the job row
+// (kept current by the chunks) and, while the workflow runs, its progress
+// query. It returns the final job.
+func Follow(ctx context.Context, db *sqlx.DB, c client.Client, importID string, every time.Duration, update func(importer.Job, *workflows.Progress)) (importer.Job, error) {
+	for {
+		job, err := importer.GetJob(ctx, db, importID)
+		if err != nil {
+			return job, err
+		}
+		var p *workflows.Progress
+		if job.State == importer.StateRunning {
+			if q, err := Progress(ctx, c, importID); err == nil {
+				p = &q
+			}
+		}
+		update(job, p)
+		if job.State != importer.StateRunning {
+			return job, nil
+		}
+		select {
+		case <-ctx.Done():
+			return job, ctx.Err()
+		case <-time.After(every):
+		}
+	}
+}

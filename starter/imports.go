@@ -1,0 +1,148 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/acme/payments/internal/config"
+	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/ingest"
+	"github.com/acme/payments/internal/progress"
+	"github.com/acme/payments/internal/records"
+	"github.com/acme/payments/internal/service"
+	"github.com/acme/payments/workflows"
+)
+
+func importCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "import",
+		Usage:     "import an orders or payments file (CSV or XML)",
+		ArgsUsage: "FILE",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "type", Usage: "orders or payments (default: from the file)"},
+			&cli.Int64Flag{Name: "max-rejects", Value: importer.DefaultMaxRejects, Usage: "fail the import past this many rejected rows"},
+			&cli.BoolFlag{Name: "wait", Usage: "wait until the import ends"},
+			&cli.BoolFlag{Name: "follow", Usage: "draw a progress bar until the import ends"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() != 1 {
+				return usageError{errors.New("import takes one FILE argument")}
+			}
+			cfg, err := config.FromCLI(c)
+			if err != nil {
+				return usageError{err}
+			}
+			f, err := os.Open(c.Args().First())
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			return withDeps(c.Context, cfg, func(d *service.Deps) error {
+				in := service.NewIngest(d)
+				job, created, err := in.Start(c.Context, f, ingest.Options{Type: records.Kind(c.String("type")), MaxRejects: c.Int64("max-rejects")})
+				if err != nil {
+					return err
+				}
+				if created {
+					fmt.Printf("import %s started (workflow %s)\n", job.ImportID, job.WorkflowID)
+				} else {
+					fmt.Printf("import %s already exists (%s): same content and options\n", job.ImportID, job.State)
+				}
+				if !c.Bool("wait") && !c.Bool("follow") {
+					return nil
+				}
+				start := time.Now()
+				tty := c.Bool("follow")
+				final, err := ingest.Follow(c.Context, d.DB, d.Temporal, job.ImportID, 500*time.Millisecond, func(j importer.Job, p *workflows.Progress) {
+					if !tty {
+						return
+					}
+					s := progress.Snapshot{RowsDone: j.RowsRead, Rejected: j.RowsRejected, ChunksDone: j.ChunksDone, ChunksTotal: j.ChunksTotal, State: j.State}
+					if p != nil {
+						s.RowsTotal = p.RowsTotal
+					}
+					if j.State != importer.StateRunning {
+						s.RowsTotal = j.RowsRead
+					}
+					fmt.Fprintf(os.Stderr, "\r\033[K%s", progress.Line(s, time.Since(start), 30))
+				})
+				if tty {
+					fmt.Fprintln(os.Stderr)
+				}
+				if err != nil {
+					return err
+				}
+				printJob(final)
+				if final.State != importer.StateCompleted {
+					msg := final.State
+					if final.Error != nil {
+						msg += ": " + *final.Error
+					}
+					return fmt.Errorf("import %s %s", final.ImportID, msg)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func importsCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "imports",
+		Usage:     "list imports, or show one",
+		ArgsUsage: "[ID]",
+		Action: func(c *cli.Context) error {
+			if c.Args().Len() > 1 {
+				return usageError{errors.New("imports takes at most one ID")}
+			}
+			cfg, err := config.FromCLI(c)
+			if err != nil {
+				return usageError{err}
+			}
+			return withDeps(c.Context, cfg, func(d *service.Deps) error {
+				if id := c.Args().First(); id != "" {
+					job, err := importer.GetJob(c.Context, d.DB, id)
+					if err != nil {
+						return err
+					}
+					printJob(job)
+					return nil
+				}
+				jobs, err := importer.ListJobs(c.Context, d.DB, 100)
+				if err != nil {
+					return err
+				}
+				fmt.Printf("%-32s  %-9s  %-8s  %-4s  %10s  %10s  %8s\n", "IMPORT", "STATE", "TYPE", "FMT", "READ", "WRITTEN", "REJECTED")
+				for _, j := range jobs {
+					fmt.Printf("%-32s  %-9s  %-8s  %-4s  %10d  %10d  %8d\n", j.ImportID, j.State, j.Type, j.Format, j.RowsRead, j.RowsWritten, j.RowsRejected)
+				}
+				return nil
+			})
+		},
+	}
+}
+
+func printJob(j importer.Job) {
+	b, _ := json.MarshalIndent(j, "", "  ")
+	fmt.Println(string(b))
+}
+
+// withDeps opens the service's connections for one CLI command, using the
+// development keys under the data dir when no keys are configured.
+func withDeps(ctx context.Context, cfg config.Config, run func(*service.Deps) error) error {
+	if err := service.UseDevKeysIfPresent(&cfg); err != nil {
+		return err
+	}
+	d, err := service.Open(ctx, cfg, logger(cfg), false)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return run(d)
+}
