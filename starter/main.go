@@ -45,6 +45,7 @@ func main() {
 			importCommand(),
 			importsCommand(),
 			genCommand(),
+			benchCommand(),
 			{
 				Name:  "migrate",
 				Usage: "apply pending database migrations",

@@ -1,0 +1,135 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/acme/payments/internal/gen"
+	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/records"
+)
+
+// Run measures orders CSV, payments CSV and orders XML imports against
+// their LOAD DATA baselines and prints one table.
+func Run(ctx context.Context, o Options) error {
+	if o.RSSBytes > 0 {
+		return runRSS(ctx, o)
+	}
+	out := o.Out
+	ordersCSV := filepath.Join(o.Dir, "orders.csv")
+	ordersXML := filepath.Join(o.Dir, "orders.xml")
+	paymentsCSV := filepath.Join(o.Dir, "payments.csv")
+	fmt.Fprintf(out, "generating %d orders (CSV and XML) and %d payments over %d orders in %s\n", o.Orders, o.Payments, o.PaymentOrders, o.Dir)
+	for _, f := range []struct {
+		path string
+		opts gen.Options
+	}{
+		{ordersCSV, gen.Options{Kind: "orders", Count: o.Orders, Seed: 1}},
+		{ordersXML, gen.Options{Kind: "orders", Format: "xml", Count: o.Orders, Seed: 1}},
+		{paymentsCSV, gen.Options{Kind: "payments", Count: o.Payments, Orders: o.PaymentOrders, Seed: 1}},
+	} {
+		if _, err := WriteFile(f.path, f.opts); err != nil {
+			return err
+		}
+	}
+	s, err := StartStack(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	db := s.Deps.DB
+	fmt.Fprintf(out, "stack up: database %s, chunk rows %d, parallelism %d\n\n", s.DBName, o.ChunkRows, o.Parallelism)
+	fmt.Fprintf(out, "%-22s %9s %12s %12s %12s %8s\n", "file", "rows", "baseline", "import", "import rows/s", "ratio")
+
+	report := func(name string, rows int64, base, imp time.Duration, job importer.Job) {
+		fmt.Fprintf(out, "%-22s %9d %11.2fs %11.2fs %12.0f %7.2fx   (written %d, rejected %d, chunks %d)\n",
+			name, rows, base.Seconds(), imp.Seconds(), float64(rows)/imp.Seconds(), imp.Seconds()/base.Seconds(),
+			job.RowsWritten, job.RowsRejected, job.ChunksTotal)
+	}
+
+	base, err := Baseline(ctx, db, ordersCSV, "baseline_orders", records.OrderColumns, "")
+	if err != nil {
+		return err
+	}
+	job, took, err := s.Import(ctx, ordersCSV, "")
+	if err != nil {
+		return err
+	}
+	if job.State != importer.StateCompleted {
+		return fmt.Errorf("orders import %s: %+v", job.State, job)
+	}
+	report("orders.csv", job.RowsRead, base, took, job)
+	ordersBase := base
+
+	base, err = Baseline(ctx, db, paymentsCSV, "baseline_payments", gen.Columns("payments"), "")
+	if err != nil {
+		return err
+	}
+	job, took, err = s.Import(ctx, paymentsCSV, "")
+	if err != nil {
+		return err
+	}
+	if job.State != importer.StateCompleted {
+		return fmt.Errorf("payments import %s: %+v", job.State, job)
+	}
+	report("payments.csv", job.RowsRead, base, took, job)
+
+	// XML orders into empty tables again, against the CSV baseline.
+	for _, q := range []string{"SET FOREIGN_KEY_CHECKS = 0", "TRUNCATE payment_events", "TRUNCATE payments", "TRUNCATE orders", "SET FOREIGN_KEY_CHECKS = 1"} {
+		conn, err := db.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		_, err = conn.ExecContext(ctx, q)
+		conn.Close()
+		if err != nil && q != "SET FOREIGN_KEY_CHECKS = 0" && q != "SET FOREIGN_KEY_CHECKS = 1" {
+			return fmt.Errorf("%s: %w", q, err)
+		}
+	}
+	job, took, err = s.Import(ctx, ordersXML, "")
+	if err != nil {
+		return err
+	}
+	if job.State != importer.StateCompleted {
+		return fmt.Errorf("xml import %s: %+v", job.State, job)
+	}
+	report("orders.xml vs csv base", job.RowsRead, ordersBase, took, job)
+	rss, _ := PeakRSS()
+	fmt.Fprintf(out, "\npeak RSS of this process (stack + benchmark): %d MiB\n", rss>>20)
+	return nil
+}
+
+func runRSS(ctx context.Context, o Options) error {
+	path := filepath.Join(o.Dir, "big-orders.csv")
+	// About 95 bytes a row.
+	rows := int(o.RSSBytes / 95)
+	if _, err := WriteFile(path, gen.Options{Kind: "orders", Count: rows, Seed: 2}); err != nil {
+		return err
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	s, err := StartStack(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	job, took, err := s.Import(ctx, path, "")
+	if err != nil {
+		return err
+	}
+	rss, err := PeakRSS()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "imported %s (%d MiB, %d rows) in %.1fs (%.0f rows/s), state %s; peak RSS %d MiB\n",
+		filepath.Base(path), fi.Size()>>20, job.RowsRead, took.Seconds(), float64(job.RowsRead)/took.Seconds(), job.State, rss>>20)
+	if job.State != importer.StateCompleted {
+		return fmt.Errorf("import %s", job.State)
+	}
+	return nil
+}

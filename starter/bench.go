@@ -1,0 +1,44 @@
+package main
+
+import (
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/acme/payments/internal/bench"
+	"github.com/acme/payments/internal/config"
+	"github.com/acme/payments/internal/dbtest"
+)
+
+func benchCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "bench",
+		Usage: "measure imports end to end against LOAD DATA LOCAL INFILE of the same files",
+		Flags: []cli.Flag{
+			&cli.IntFlag{Name: "orders", Value: 1_000_000},
+			&cli.IntFlag{Name: "payments", Value: 1_000_000},
+			&cli.IntFlag{Name: "payment-orders", Value: 500_000},
+			&cli.Int64Flag{Name: "rss-file-bytes", Usage: "instead: import one orders file of about this size and report peak RSS"},
+			&cli.StringFlag{Name: "dir", Usage: "scratch directory (default: a new temporary one)"},
+		},
+		Action: func(c *cli.Context) error {
+			cfg, err := config.FromCLI(c)
+			if err != nil {
+				return usageError{err}
+			}
+			dir := c.String("dir")
+			if dir == "" {
+				if dir, err = os.MkdirTemp("", "payments-bench-"); err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+			}
+			return bench.Run(c.Context, bench.Options{
+				ServerDSN: dbtest.ServerDSN(), Dir: dir,
+				Orders: c.Int("orders"), Payments: c.Int("payments"), PaymentOrders: c.Int("payment-orders"),
+				ChunkRows: cfg.ImportChunkRows, Parallelism: cfg.ImportParallelism,
+				RSSBytes: c.Int64("rss-file-bytes"), Out: os.Stdout, Logger: logger(cfg),
+			})
+		},
+	}
+}
