@@ -2,6 +2,8 @@
 -- Core ledger tables. Money is BIGINT minor units; sensitive columns hold
 -- AES-256-GCM ciphertext (see internal/encryption), never plaintext.
 -- Ids use a binary collation so 'A1' and 'a1' are different orders.
+-- Secondary indexes are only those a look-up needs (every one slows bulk
+-- loads): exports and downloads walk primary-key ranges and filter.
 CREATE TABLE orders (
   order_id            VARCHAR(64)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   order_amount        BIGINT       NOT NULL,
@@ -15,8 +17,6 @@ CREATE TABLE orders (
   updated_at          DATETIME(6)  NOT NULL,
   PRIMARY KEY (order_id),
   KEY idx_orders_email_bidx (customer_email_bidx),
-  KEY idx_orders_created (created_at),
-  KEY idx_orders_status_created (order_status, created_at),
   CONSTRAINT chk_orders_amount CHECK (order_amount > 0),
   CONSTRAINT chk_orders_paid CHECK (paid_amount >= 0),
   CONSTRAINT chk_orders_status CHECK (order_status IN ('PENDING', 'COMPLETED'))
@@ -37,7 +37,6 @@ CREATE TABLE payments (
   PRIMARY KEY (payment_id),
   UNIQUE KEY uq_payments_gateway_ref (gateway_ref),
   KEY idx_payments_order_status (order_id, payment_status),
-  KEY idx_payments_created (created_at),
   CONSTRAINT fk_payments_order FOREIGN KEY (order_id) REFERENCES orders (order_id),
   CONSTRAINT chk_payments_amount CHECK (payment_amount > 0),
   CONSTRAINT chk_payments_status CHECK (payment_status IN ('PENDING', 'SUCCESS', 'FAILED')),

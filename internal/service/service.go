@@ -117,7 +117,7 @@ func NewWorker(d *Deps) worker.Worker {
 		Keys:     d.Keys,
 		Ledger:   l,
 		Store:    d.Store,
-		Importer: &importer.Importer{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: l},
+		Importer: &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: l},
 	})
 	return w
 }
