@@ -95,6 +95,9 @@ func Import(ctx workflow.Context, in ImportInput) (Progress, error) {
 			ImportID: p.ImportID, BlobKey: p.BlobKey, Type: p.Type, ChunkRows: p.ChunkRows,
 		}).Get(ctx, &plan)
 		if err != nil {
+			if temporal.IsCanceledError(err) || ctx.Err() != nil {
+				return finish(ctx, p.ImportID, st, importer.StateCancelled, "cancelled")
+			}
 			return finish(ctx, p.ImportID, st, importer.StateFailed, failureMessage(err))
 		}
 		st.Plan = &plan

@@ -189,3 +189,18 @@ func TestImportContinuesAsNewAndCarriesTotals(t *testing.T) {
 		t.Fatalf("carried state %+v", next.State)
 	}
 }
+
+func TestImportCancelledWhilePlanning(t *testing.T) {
+	env := newEnv(t)
+	var a *activities.Activities
+	env.OnActivity(a.PlanImport, mock.Anything, mock.Anything).After(10*time.Second).Return(plan(5, 10), nil)
+	env.OnActivity(a.FinishImport, mock.Anything, mock.MatchedBy(func(in activities.FinishImportInput) bool {
+		return in.State == importer.StateCancelled
+	})).Return(nil).Once()
+	env.RegisterDelayedCallback(env.CancelWorkflow, time.Second)
+	env.ExecuteWorkflow(Import, ImportInput{Params: params()})
+	if !temporal.IsCanceledError(env.GetWorkflowError()) {
+		t.Fatalf("error %v", env.GetWorkflowError())
+	}
+	env.AssertExpectations(t)
+}

@@ -32,6 +32,8 @@ type Ingest struct {
 	MaxBytes    int64
 	ChunkRows   int
 	Parallelism int
+	// HistoryLimit overrides when an import continues as new (tests).
+	HistoryLimit int
 }
 
 // Options are the caller's import options.
@@ -90,6 +92,7 @@ func (in *Ingest) startWorkflow(ctx context.Context, job importer.Job) error {
 	}, workflows.Import, workflows.ImportInput{Params: workflows.ImportParams{
 		ImportID: job.ImportID, BlobKey: job.BlobKey, Type: records.Kind(job.Type),
 		MaxRejects: job.MaxRejects, ChunkRows: in.ChunkRows, Parallelism: in.Parallelism,
+		HistoryLimit: in.HistoryLimit,
 	}})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if err != nil && !errors.As(err, &started) {

@@ -82,6 +82,7 @@ func TestOrdersImportWithRejectsAndReupload(t *testing.T) {
 	if job.State != importer.StateCompleted {
 		t.Fatalf("job %+v", job)
 	}
+	stacktest.SaveHistory(t, s.d.Temporal, job.WorkflowID, "", "import-orders-completed")
 	if job.RowsRead != 500 || job.RowsRejected != int64(st.Bad) || job.RowsWritten != int64(500-st.Bad) || job.RowsUnchanged != 0 {
 		t.Fatalf("counts %+v, gen made %d bad %v", job, st.Bad, st.BadByReason)
 	}
@@ -157,6 +158,7 @@ func TestPaymentsChunksOnSameOrdersGiveExactSums(t *testing.T) {
 	if pj.State != importer.StateCompleted || pj.RowsRead != 400 || pj.RowsWritten != 400 || pj.Format != "xml" {
 		t.Fatalf("payments %+v", pj)
 	}
+	stacktest.SaveHistory(t, s.d.Temporal, pj.WorkflowID, "", "import-payments-xml")
 	var bad int64
 	if err := s.d.DB.Get(&bad, `SELECT COUNT(*) FROM orders o WHERE o.paid_amount <>
 		(SELECT COALESCE(SUM(p.payment_amount), 0) FROM payments p WHERE p.order_id = o.order_id AND p.payment_status = 'SUCCESS')
@@ -203,6 +205,9 @@ func TestHostileFilesFailClearlyWithNoRows(t *testing.T) {
 			if job.RowsWritten != 0 {
 				t.Fatalf("rows written: %d", job.RowsWritten)
 			}
+			if name == "truncated quote" {
+				stacktest.SaveHistory(t, s.d.Temporal, job.WorkflowID, "", "import-bad-file")
+			}
 		})
 	}
 	if n := s.count(t, "SELECT COUNT(*) FROM orders"); n != 0 {
@@ -235,6 +240,7 @@ func TestMaxRejectsFailsTheImportAndKeepsCommittedChunks(t *testing.T) {
 	if job.ChunksDone >= job.ChunksTotal {
 		t.Fatalf("import went on past the limit: %+v", job)
 	}
+	stacktest.SaveHistory(t, s.d.Temporal, job.WorkflowID, "", "import-max-rejects")
 }
 
 // A worker stopped in the middle of an import and a new one started: every
@@ -278,4 +284,37 @@ func TestWorkerStoppedMidImportFinishesExactlyOnce(t *testing.T) {
 	if n := s.count(t, "SELECT COUNT(*) FROM import_chunks WHERE import_id = ?", job.ImportID); n != 30 {
 		t.Fatalf("%d chunk-ledger rows", n)
 	}
+}
+
+// A long import continues as new on the real server and loses nothing.
+func TestContinueAsNewOnTheServer(t *testing.T) {
+	s, _ := newStack(t, 10, 2)
+	s.in.HistoryLimit = 60
+	ctx := context.Background()
+	data, _ := genFile(t, gen.Options{Kind: "orders", Count: 400, Seed: 5})
+	job, _, err := s.in.Start(ctx, bytes.NewReader(data), ingest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job = s.wait(t, job.ImportID)
+	if job.State != importer.StateCompleted || job.RowsWritten != 400 || job.ChunksDone != 40 {
+		t.Fatalf("job %+v", job)
+	}
+	desc, err := s.d.Temporal.DescribeWorkflowExecution(ctx, job.WorkflowID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := desc.GetWorkflowExecutionInfo().GetFirstRunId()
+	last := desc.GetWorkflowExecutionInfo().GetExecution().GetRunId()
+	if first == "" || first == last {
+		t.Fatalf("the import never continued as new (first run %q, last %q)", first, last)
+	}
+	var p workflows.Progress
+	if err := s.d.Temporal.GetWorkflow(ctx, job.WorkflowID, "").Get(ctx, &p); err != nil {
+		t.Fatal(err)
+	}
+	if p.RowsWritten != 400 || p.ChunksDone != 40 || p.State != importer.StateCompleted {
+		t.Fatalf("result after continue-as-new: %+v", p)
+	}
+	stacktest.SaveHistory(t, s.d.Temporal, job.WorkflowID, first, "import-continued-as-new")
 }

@@ -15,6 +15,11 @@ import (
 	"strconv"
 	"testing"
 
+	enumspb "go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/sdk/client"
+	"google.golang.org/protobuf/encoding/protojson"
+
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/dbtest"
 	"github.com/acme/payments/internal/devserver"
@@ -102,4 +107,34 @@ func (w testWriter) Write(p []byte) (int, error) {
 	}()
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// SaveHistory writes a workflow run's history as JSON (the format
+// worker.WorkflowReplayer reads) when PAYMENTS_RECORD_HISTORIES names a
+// directory; replay tests keep such recordings so a change that breaks
+// determinism fails. It does nothing otherwise.
+func SaveHistory(t testing.TB, c client.Client, workflowID, runID, name string) {
+	t.Helper()
+	dir := os.Getenv("PAYMENTS_RECORD_HISTORIES")
+	if dir == "" {
+		return
+	}
+	ctx := context.Background()
+	iter := c.GetWorkflowHistory(ctx, workflowID, runID, false, enumspb.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	h := &historypb.History{}
+	for iter.HasNext() {
+		ev, err := iter.Next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Events = append(h.Events, ev)
+	}
+	b, err := protojson.MarshalOptions{Indent: "  "}.Marshal(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("recorded %d events of %s to %s", len(h.Events), workflowID, name)
 }
