@@ -1,0 +1,129 @@
+package importer_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"github.com/acme/payments/internal/dbtest"
+	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/records"
+	"github.com/acme/payments/internal/stacktest"
+)
+
+func newImporter(t *testing.T) *importer.Importer {
+	t.Helper()
+	db := dbtest.New(t)
+	keys, err := encryption.ParseKeys(stacktest.TestKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bidx, err := encryption.ParseBlindIndexKey(stacktest.TestBlindIndexKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &importer.Importer{DB: db, Keys: keys, BlindIndex: bidx, Ledger: &ledger.Ledger{DB: db, Keys: keys}}
+}
+
+// plan plans data and creates its job row.
+func plan(t *testing.T, im *importer.Importer, id string, data []byte, rows int) *records.Plan {
+	t.Helper()
+	p, err := records.PlanChunks(bytes.NewReader(data), "", rows, records.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := importer.CreateJob(context.Background(), im.DB, importer.Job{ImportID: id, WorkflowID: "import/" + id, BlobKey: "k", ContentSHA256: "x", MaxRejects: 100}); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func run(t *testing.T, im *importer.Importer, id string, data []byte, p *records.Plan, c records.Chunk) importer.ChunkResult {
+	t.Helper()
+	res, err := im.ImportChunk(context.Background(), importer.ChunkSpec{ImportID: id, Kind: p.Kind, Format: p.Format, Header: p.Header, Chunk: c},
+		bytes.NewReader(data[c.Start:c.End]), func() {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestReplayedChunkWritesNothingTwice(t *testing.T) {
+	im := newImporter(t)
+	data := []byte("order_id,order_amount,customer_email\nA,1.00,a@example.com\nB,2.00,b@example.com\nC,bad,c@example.com\n")
+	p := plan(t, im, "imp1", data, 10)
+	first := run(t, im, "imp1", data, p, p.Chunks[0])
+	again := run(t, im, "imp1", data, p, p.Chunks[0])
+	if first.Replayed || !again.Replayed || first.RowsWritten != 2 || first.RowsRejected != 1 ||
+		again.RowsWritten != first.RowsWritten || again.RowsRejected != first.RowsRejected {
+		t.Fatalf("first %+v again %+v", first, again)
+	}
+	var orders, rejects, chunks int
+	_ = im.DB.Get(&orders, "SELECT COUNT(*) FROM orders")
+	_ = im.DB.Get(&rejects, "SELECT COUNT(*) FROM import_rejects")
+	_ = im.DB.Get(&chunks, "SELECT COUNT(*) FROM import_chunks")
+	if orders != 2 || rejects != 1 || chunks != 1 {
+		t.Fatalf("orders %d rejects %d chunks %d", orders, rejects, chunks)
+	}
+	j, _ := importer.GetJob(context.Background(), im.DB, "imp1")
+	if j.RowsWritten != 2 || j.RowsRejected != 1 || j.ChunksDone != 1 {
+		t.Fatalf("job counted the replay: %+v", j)
+	}
+}
+
+func TestSameIDAcrossChunksOfOneFile(t *testing.T) {
+	im := newImporter(t)
+	// Chunks of one row each: X twice identical, Y twice different.
+	data := []byte("order_id,order_amount,customer_email\nX,1.00,x@example.com\nY,1.00,y@example.com\nX,1.00,x@example.com\nY,9.00,y@example.com\n")
+	p := plan(t, im, "imp2", data, 1)
+	var written, unchanged, rejected int64
+	for _, c := range p.Chunks {
+		r := run(t, im, "imp2", data, p, c)
+		written += r.RowsWritten
+		unchanged += r.RowsUnchanged
+		rejected += r.RowsRejected
+	}
+	if written != 2 || unchanged != 1 || rejected != 1 {
+		t.Fatalf("written %d unchanged %d rejected %d", written, unchanged, rejected)
+	}
+	var code string
+	var record int64
+	if err := im.DB.QueryRow("SELECT code, record_no FROM import_rejects WHERE import_id = 'imp2'").Scan(&code, &record); err != nil {
+		t.Fatal(err)
+	}
+	if code != ledger.CodeDuplicateConflict || record != 4 {
+		t.Fatalf("reject %s at record %d", code, record)
+	}
+	var amount int64
+	_ = im.DB.Get(&amount, "SELECT order_amount FROM orders WHERE order_id = 'Y'")
+	if amount != 100 {
+		t.Fatalf("Y holds %d: the first row must win", amount)
+	}
+}
+
+func TestStoredOrdersAreEncryptedAndIndexed(t *testing.T) {
+	im := newImporter(t)
+	data := []byte("order_id,order_amount,customer_email,customer_phone\nE1,1.00, Jane@Example.com ,\"+1 555\\t0100\"\n")
+	p := plan(t, im, "imp3", data, 10)
+	run(t, im, "imp3", data, p, p.Chunks[0])
+	var email, phone, bidx []byte
+	if err := im.DB.QueryRow("SELECT customer_email, customer_phone, customer_email_bidx FROM orders WHERE order_id = 'E1'").Scan(&email, &phone, &bidx); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(email, []byte("Example")) || bytes.Contains(phone, []byte("555")) {
+		t.Fatal("plaintext at rest")
+	}
+	plain, err := im.Keys.Decrypt(email, encryption.AAD("orders", "customer_email", "E1"))
+	if err != nil || string(plain) != "Jane@Example.com" {
+		t.Fatalf("email %q %v", plain, err)
+	}
+	plain, err = im.Keys.Decrypt(phone, encryption.AAD("orders", "customer_phone", "E1"))
+	if err != nil || string(plain) != "+1 555\\t0100" {
+		t.Fatalf("phone %q %v (binary escaping)", plain, err)
+	}
+	if !bytes.Equal(bidx, im.BlindIndex.Email("jane@example.com")) {
+		t.Fatal("blind index does not match a normalised look-up")
+	}
+}
