@@ -18,9 +18,12 @@ test-race: ## the packages with concurrency of their own, under the race detecto
 	scripts/ensure-mysql.sh
 	$(GO) test -count=1 -race ./internal/ledger/... ./internal/encryption/... ./internal/auth/...
 
-bench: ## benchmarks; figures and ratios go to stdout
+bench: ## benchmarks; figures and ratios against same-run baselines go to stdout
 	scripts/ensure-mysql.sh
-	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./internal/...
+	$(GO) build -o $(BIN)/ ./starter
+	$(BIN)/starter --log-level warn bench
+	$(BIN)/starter --log-level warn bench --rss-file-bytes 1073741824
 
 lint: ## formatting and vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi
