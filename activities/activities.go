@@ -22,6 +22,9 @@ type Activities struct {
 	Ledger   *ledger.Ledger
 	Importer *importer.Importer
 	Store    *staging.Store
+	// WakeOrder tells an order's open payment workflow that its payments
+	// changed (wired to a signal by the worker).
+	WakeOrder func(ctx context.Context, orderID string) error
 }
 
 // RecordPaymentsInput is a batch of payments for the ledger. Its payment

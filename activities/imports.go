@@ -90,7 +90,21 @@ func (a *Activities) ImportChunk(ctx context.Context, in ImportChunkInput) (impo
 	if errors.Is(err, importer.ErrFile) {
 		return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadFile, nil)
 	}
-	return res, err
+	if err != nil {
+		return res, err
+	}
+	// Wake the open payment workflows of orders this chunk paid into, so
+	// one whose order is now covered can complete. Best effort: a workflow
+	// that closed meanwhile needs no signal.
+	for _, orderID := range res.OpenOrders {
+		if a.WakeOrder == nil {
+			break
+		}
+		if err := a.WakeOrder(ctx, orderID); err != nil {
+			activity.GetLogger(ctx).Debug("wake order workflow", "order_id", orderID, "error", err)
+		}
+	}
+	return res, nil
 }
 
 // FinishImportInput is an import's final state.

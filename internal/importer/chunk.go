@@ -50,6 +50,9 @@ type ChunkResult struct {
 	RowsUnchanged int64
 	RowsRejected  int64
 	Replayed      bool
+	// OpenOrders are orders this chunk paid into whose payment workflow is
+	// open; the caller wakes them. Not part of the activity's result.
+	OpenOrders []string `json:"-"`
 }
 
 // ErrFile marks a chunk whose bytes do not parse as the plan said: the
@@ -178,12 +181,42 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("import %s chunk %d: commit: %w", spec.ImportID, spec.Chunk.Index, err)
 	}
+	if spec.Kind == records.KindPayments {
+		if res.OpenOrders, err = im.openOrders(ctx, payments); err != nil {
+			return res, err
+		}
+	}
 	if im.Logger != nil {
 		im.Logger.Debug("import chunk committed", "import_id", spec.ImportID, "chunk", spec.Chunk.Index,
 			"rows", res.RowsRead, "parse_ms", tParsed.Sub(t0).Milliseconds(),
 			"write_ms", tWritten.Sub(tParsed).Milliseconds(), "commit_ms", time.Since(tWritten).Milliseconds())
 	}
 	return res, nil
+}
+
+// openOrders returns the orders of payments whose payment workflow is open.
+func (im *Importer) openOrders(ctx context.Context, payments []ledger.Payment) ([]string, error) {
+	seen := make(map[string]bool)
+	var ids []string
+	for _, p := range payments {
+		if !seen[p.OrderID] {
+			seen[p.OrderID] = true
+			ids = append(ids, p.OrderID)
+		}
+	}
+	var open []string
+	for start := 0; start < len(ids); start += 1000 {
+		q, args, err := sqlx.In(`SELECT order_id FROM order_workflows WHERE order_id IN (?)`, ids[start:min(start+1000, len(ids))])
+		if err != nil {
+			return nil, err
+		}
+		var batch []string
+		if err := im.DB.SelectContext(ctx, &batch, q, args...); err != nil {
+			return nil, fmt.Errorf("read open order workflows: %w", err)
+		}
+		open = append(open, batch...)
+	}
+	return open, nil
 }
 
 // committed reports the figures of a chunk already in the chunk ledger.

@@ -112,11 +112,15 @@ func NewWorker(d *Deps) worker.Worker {
 	})
 	l := &ledger.Ledger{DB: d.DB, Keys: d.Keys}
 	w.RegisterWorkflow(workflows.Import)
+	w.RegisterWorkflow(workflows.OrderPayment)
 	w.RegisterActivity(&activities.Activities{
-		DB:       d.DB,
-		Keys:     d.Keys,
-		Ledger:   l,
-		Store:    d.Store,
+		DB:     d.DB,
+		Keys:   d.Keys,
+		Ledger: l,
+		Store:  d.Store,
+		WakeOrder: func(ctx context.Context, orderID string) error {
+			return d.Temporal.SignalWorkflow(ctx, workflows.OrderPaymentWorkflowID(orderID), "", workflows.SignalLedgerChanged, nil)
+		},
 		Importer: &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: l},
 	})
 	return w
