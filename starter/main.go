@@ -23,7 +23,22 @@ import (
 type usageError struct{ error }
 
 func main() {
-	app := &cli.App{
+	app := newApp()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := app.RunContext(ctx, interspersed(app, os.Args))
+	stop()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "starter: %v\n", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+func newApp() *cli.App {
+	return &cli.App{
 		Name:  "starter",
 		Usage: "Payment Management Service",
 		Flags: config.Flags(),
@@ -71,17 +86,6 @@ func main() {
 			fmt.Fprintf(os.Stderr, "starter: unknown command %q (see starter --help)\n", name)
 			os.Exit(2)
 		},
-	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunContext(ctx, os.Args)
-	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starter: %v\n", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
 	}
 }
 

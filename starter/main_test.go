@@ -288,3 +288,86 @@ func TestMigrateAgainstUnreachableDatabaseExitsOne(t *testing.T) {
 		t.Fatalf("stderr: %q", stderr.String())
 	}
 }
+
+// The CLI against a running `starter dev`: gen writes a file, import
+// --follow draws progress and exits 0 when the import completes, 1 when it
+// fails; imports lists it.
+func TestGenImportFollowAndImports(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the whole stack")
+	}
+	bin := buildStarter(t)
+	ports, err := devserver.FreePorts(3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	env := []string{
+		"PAYMENTS_DATA_DIR=" + dataDir,
+		"PAYMENTS_MYSQL_DSN=" + dbtest.DSN(t),
+		fmt.Sprintf("TEMPORAL_ADDRESS=127.0.0.1:%d", ports[0]),
+		fmt.Sprintf("PAYMENTS_HTTP_ADDR=127.0.0.1:%d", ports[1]),
+		fmt.Sprintf("PAYMENTS_UI_ADDR=127.0.0.1:%d", ports[2]),
+		"PAYMENTS_KEYS=", "PAYMENTS_KEYS_FILE=", "PAYMENTS_BLIND_INDEX_KEY=", "PAYMENTS_API_TOKENS=",
+		"PAYMENTS_IMPORT_CHUNK_ROWS=50",
+	}
+	p := startDev(t, bin, env)
+	waitReady(t, p, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1]))
+
+	cli := func(args ...string) (int, string, string) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), env...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return code, stdout.String(), stderr.String()
+	}
+
+	file := filepath.Join(t.TempDir(), "orders.csv")
+	code, _, stderr := cli("gen", "orders", "--count", "300", "--bad-rate", "0.1", "-o", file)
+	if code != 0 || !strings.Contains(stderr, "wrote 300 orders rows") {
+		t.Fatalf("gen: %d %s", code, stderr)
+	}
+	code, stdout, stderr := cli("import", file, "--follow")
+	if code != 0 || !strings.Contains(stdout, `"state": "COMPLETED"`) || !strings.Contains(stderr, "rows/s") || !strings.Contains(stderr, "100%") {
+		t.Fatalf("import --follow: %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.xml")
+	_ = os.WriteFile(bad, []byte("<orders><order><order_id>A1"), 0o644)
+	code, stdout, stderr = cli("import", bad, "--wait")
+	if code != 1 || !strings.Contains(stderr, "FAILED") {
+		t.Fatalf("import of a truncated file: %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	code, stdout, _ = cli("imports")
+	if code != 0 || strings.Count(stdout, "\n") != 3 || !strings.Contains(stdout, "COMPLETED") || !strings.Contains(stdout, "FAILED") {
+		t.Fatalf("imports: %d %s", code, stdout)
+	}
+	if code, _, _ := cli("import"); code != 2 {
+		t.Fatalf("import without a file: exit %d", code)
+	}
+	p.stop(t)
+}
+
+func TestInterspersedFlags(t *testing.T) {
+	app := newApp()
+	cases := map[string]string{
+		"starter gen orders --count 5 -o f.csv":          "starter gen --count 5 -o f.csv orders",
+		"starter gen --count 5 orders":                   "starter gen --count 5 orders",
+		"starter --log-level warn import x.csv --follow": "starter --log-level warn import --follow x.csv",
+		"starter import x.csv --type payments --wait":    "starter import --type payments --wait x.csv",
+		"starter import -- --odd-name.csv":               "starter import --odd-name.csv",
+		"starter unknown a --b":                          "starter unknown a --b",
+	}
+	for in, want := range cases {
+		got := strings.Join(interspersed(app, strings.Fields(in)), " ")
+		if got != want {
+			t.Errorf("%q: got %q, want %q", in, got, want)
+		}
+	}
+}
