@@ -18,7 +18,10 @@ import (
 	"github.com/acme/payments/internal/codec"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/ingest"
+	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/lifecycle"
 	"github.com/acme/payments/internal/metrics"
+	"github.com/acme/payments/internal/orders"
 )
 
 // Server holds the API's dependencies. Handler builds its routes.
@@ -31,6 +34,12 @@ type Server struct {
 	Logger   *slog.Logger
 	// Ingest starts imports (POST /upload).
 	Ingest *ingest.Ingest
+	// Orders, Ledger and Lifecycle serve orders, payments and callbacks.
+	Orders    *orders.Store
+	Ledger    *ledger.Ledger
+	Lifecycle *lifecycle.Lifecycle
+	// WebhookSecrets are the gateways' signing secrets by gateway name.
+	WebhookSecrets map[string][]byte
 	// CodecOrigins may call /codec from a browser (the Temporal UI).
 	CodecOrigins []string
 	// CodecCookie lets /codec accept the token from the development UI's
@@ -58,6 +67,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /imports/{id}", read(s.getImport))
 	mux.Handle("GET /imports/{id}/rejects", read(s.importRejects))
 	mux.Handle("POST /imports/{id}/cancel", write(s.cancelImport))
+	mux.Handle("POST /orders", write(s.createOrder))
+	mux.Handle("GET /orders", read(s.findOrders))
+	mux.Handle("GET /orders/{id}", read(s.getOrder))
+	mux.Handle("POST /orders/{id}/payments", write(s.createPayment))
+	mux.HandleFunc("POST /webhooks/{gateway}", s.gatewayCallback)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})

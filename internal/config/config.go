@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -32,7 +33,9 @@ type Config struct {
 	MaxUploadBytes    int64
 	ImportChunkRows   int
 	ImportParallelism int
-	LogLevel          string
+	// AttemptTimeout fails a payment attempt its gateway never answers.
+	AttemptTimeout time.Duration
+	LogLevel       string
 }
 
 // Defaults of SPEC section 6.
@@ -67,6 +70,7 @@ func Flags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-upload-bytes", EnvVars: []string{"PAYMENTS_MAX_UPLOAD_BYTES"}, Value: DefaultMaxUploadBytes, Usage: "largest accepted upload"},
 		&cli.IntFlag{Name: "import-chunk-rows", EnvVars: []string{"PAYMENTS_IMPORT_CHUNK_ROWS"}, Value: DefaultImportChunkRows, Usage: "rows per import chunk"},
 		&cli.IntFlag{Name: "import-parallelism", EnvVars: []string{"PAYMENTS_IMPORT_PARALLELISM"}, Value: DefaultImportParallelism, Usage: "import chunks in flight"},
+		&cli.DurationFlag{Name: "attempt-timeout", EnvVars: []string{"PAYMENTS_ATTEMPT_TIMEOUT"}, Value: 15 * time.Minute, Usage: "fail a payment attempt its gateway never answers after this long (reason TIMEOUT)"},
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"PAYMENTS_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 	}
 }
@@ -90,6 +94,7 @@ func FromCLI(c *cli.Context) (Config, error) {
 		MaxUploadBytes:    c.Int64("max-upload-bytes"),
 		ImportChunkRows:   c.Int("import-chunk-rows"),
 		ImportParallelism: c.Int("import-parallelism"),
+		AttemptTimeout:    c.Duration("attempt-timeout"),
 		LogLevel:          c.String("log-level"),
 	}
 	return cfg, cfg.Validate()

@@ -25,7 +25,9 @@ import (
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ingest"
 	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/lifecycle"
 	"github.com/acme/payments/internal/metrics"
+	"github.com/acme/payments/internal/orders"
 	"github.com/acme/payments/internal/staging"
 	"github.com/acme/payments/internal/temporalclient"
 	"github.com/acme/payments/workflows"
@@ -132,13 +134,21 @@ func APIServer(d *Deps) (*api.Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	secrets, err := config.ParseWebhookSecrets(d.Config.WebhookSecrets)
+	if err != nil {
+		return nil, err
+	}
 	if tokens.Len() == 0 {
 		d.Logger.Warn("PAYMENTS_API_TOKENS is empty: every authenticated endpoint will answer 401")
 	}
 	return &api.Server{
 		DB: d.DB, Temporal: d.Temporal, Tokens: tokens, Keys: d.Keys,
 		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
-		Ingest: NewIngest(d),
+		Ingest:         NewIngest(d),
+		Orders:         &orders.Store{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex},
+		Ledger:         &ledger.Ledger{DB: d.DB, Keys: d.Keys},
+		Lifecycle:      &lifecycle.Lifecycle{Temporal: d.Temporal, AttemptTimeout: d.Config.AttemptTimeout},
+		WebhookSecrets: secrets,
 	}, nil
 }
 

@@ -1,0 +1,72 @@
+// Package lifecycle talks to orders' payment workflows: it starts one on
+// demand and hands it an attempt or a gateway result in one call
+// (update-with-start), returning the ledger's answer. The HTTP API and the
+// CLI both use it.
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/acme/payments/activities"
+	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/workflows"
+)
+
+// Lifecycle sends work to order payment workflows.
+type Lifecycle struct {
+	Temporal client.Client
+	// AttemptTimeout is how long attempts wait for their gateway;
+	// zero means workflows.DefaultAttemptTimeout.
+	AttemptTimeout time.Duration
+}
+
+// Attempt records a payment attempt for orderID through its workflow.
+func (l *Lifecycle) Attempt(ctx context.Context, orderID string, p ledger.Payment) (ledger.Result, error) {
+	p.OrderID = orderID
+	return l.update(ctx, orderID, workflows.UpdateAttempt, p)
+}
+
+// GatewayResult applies a verified gateway result to the payment's order.
+func (l *Lifecycle) GatewayResult(ctx context.Context, orderID, gateway string, s ledger.Settlement) (ledger.Result, error) {
+	return l.update(ctx, orderID, workflows.UpdateGatewayResult, activities.GatewayInput{Gateway: gateway, Settlement: s})
+}
+
+func (l *Lifecycle) update(ctx context.Context, orderID, name string, arg any) (ledger.Result, error) {
+	start := l.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
+		ID:                       workflows.OrderPaymentWorkflowID(orderID),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+	}, workflows.OrderPayment, workflows.OrderPaymentInput{OrderID: orderID, AttemptTimeout: l.AttemptTimeout})
+	h, err := l.Temporal.UpdateWithStartWorkflow(ctx, client.UpdateWithStartWorkflowOptions{
+		StartWorkflowOperation: start,
+		UpdateOptions: client.UpdateWorkflowOptions{
+			UpdateName:   name,
+			Args:         []any{arg},
+			WaitForStage: client.WorkflowUpdateStageCompleted,
+		},
+	})
+	if err != nil {
+		return ledger.Result{}, fmt.Errorf("order %s: %s: %w", orderID, name, err)
+	}
+	var r ledger.Result
+	if err := h.Get(ctx, &r); err != nil {
+		return ledger.Result{}, fmt.Errorf("order %s: %s: %w", orderID, name, err)
+	}
+	return r, nil
+}
+
+// State asks an order's open workflow what it knows.
+func (l *Lifecycle) State(ctx context.Context, orderID string) (workflows.OrderPaymentState, error) {
+	var st workflows.OrderPaymentState
+	v, err := l.Temporal.QueryWorkflow(ctx, workflows.OrderPaymentWorkflowID(orderID), "", workflows.OrderStateQuery)
+	if err != nil {
+		return st, err
+	}
+	return st, v.Get(&st)
+}

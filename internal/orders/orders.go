@@ -1,0 +1,465 @@
+// Package orders is the order store behind the HTTP API: POST /orders,
+// GET /orders/{id} and GET /orders?customer_email= (SPEC sections 3, 4, 6).
+//
+// Rows are stored exactly as the bulk importer stores them: customer_email
+// and customer_phone are AES-GCM ciphertexts bound to ("orders", column,
+// order_id), NULL when empty; customer_email_bidx is the blind index of the
+// normalised email, NULL without one; created_at and updated_at are UTC
+// DATETIME(6). Orders created here and imported ones are therefore
+// interchangeable, and a repeat of either through the other is recognised
+// as identical (see [Store.Matches]).
+//
+// Payments are only read here; package ledger writes them.
+package orders
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jmoiron/sqlx"
+
+	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/money"
+)
+
+// Errors returned (wrapped) by Store methods; test with errors.Is.
+var (
+	// ErrConflict: an order with this id exists with other content (409).
+	ErrConflict = errors.New("order already exists with different content")
+	// ErrNotFound: no such order or payment (404).
+	ErrNotFound = errors.New("not found")
+	// ErrInvalid: the input breaks a field rule; the error message names
+	// the field but never echoes customer data (400).
+	ErrInvalid = errors.New("invalid order")
+)
+
+// Field limits, the same as the importer's (internal/importer) so an order
+// accepted by one path is accepted by the other.
+const (
+	maxIDLen    = 64  // order_id VARCHAR(64), in bytes
+	maxEmailLen = 254 // the longest deliverable address (RFC 5321 path)
+	maxPhoneLen = 32
+	// DefaultCurrency is used when NewOrder.Currency is empty, as for an
+	// import file without a currency column.
+	DefaultCurrency = "USD"
+	// MaxFindResults bounds FindByEmail.
+	MaxFindResults = 1000
+)
+
+// Store reads and creates orders. It is safe for concurrent use. Matches
+// needs only Keys.
+type Store struct {
+	DB *sqlx.DB
+	// Keys encrypts and decrypts customer_email, customer_phone and
+	// payment_details.
+	Keys *encryption.Keyring
+	// BlindIndex computes customer_email_bidx.
+	BlindIndex *encryption.BlindIndex
+}
+
+// NewOrder is an order to create. Amount is in minor units of Currency.
+type NewOrder struct {
+	OrderID  string
+	Amount   int64
+	Currency string // "" means DefaultCurrency
+	// CustomerEmail and CustomerPhone are optional; surrounding spaces are
+	// trimmed, as on import.
+	CustomerEmail, CustomerPhone string
+	// CreatedAt is optional (the API never sets it; an import row may).
+	// Zero means now; when set, a repeat of the order with another time is
+	// a conflict.
+	CreatedAt time.Time
+}
+
+// Payment is a stored payment with its details decrypted.
+type Payment struct {
+	PaymentID, OrderID string
+	Amount             int64 // minor units of Currency
+	Currency           string
+	Status             string // PENDING, SUCCESS or FAILED
+	Method             string
+	Details            string // plaintext; mask it unless the caller may see PII
+	GatewayRef         string
+	FailureReason      string
+	CreatedAt          time.Time
+	UpdatedAt          time.Time
+}
+
+// Order is a stored order with its customer fields decrypted.
+type Order struct {
+	OrderID    string
+	Amount     int64 // minor units of Currency
+	Currency   string
+	Status     string // PENDING or COMPLETED
+	PaidAmount int64  // sum of SUCCESS payments
+	// CustomerEmail and CustomerPhone are plaintext ("" when not given);
+	// mask them unless the caller may see PII.
+	CustomerEmail, CustomerPhone string
+	CreatedAt, UpdatedAt         time.Time
+	// Payments is nil when not loaded (FindByEmail) and non-nil, possibly
+	// empty, from Get.
+	Payments []Payment
+}
+
+// Outstanding is what remains to be paid: Amount - PaidAmount, at least 0.
+func (o Order) Outstanding() int64 { return max(o.Amount-o.PaidAmount, 0) }
+
+// Overpaid is what was paid beyond the amount: PaidAmount - Amount, at
+// least 0.
+func (o Order) Overpaid() int64 { return max(o.PaidAmount-o.Amount, 0) }
+
+// StoredOrder is the identity of an orders row as stored, ciphertexts
+// included: what [Store.Matches] compares. Select it with StoredColumns.
+type StoredOrder struct {
+	OrderID   string    `db:"order_id"`
+	Amount    int64     `db:"order_amount"`
+	Currency  string    `db:"currency"`
+	Email     []byte    `db:"customer_email"`
+	Phone     []byte    `db:"customer_phone"`
+	CreatedAt time.Time `db:"created_at"`
+}
+
+// StoredColumns is the select list for a StoredOrder.
+const StoredColumns = "order_id, order_amount, currency, customer_email, customer_phone, created_at"
+
+// Create stores a new order. When the id already exists, an identical
+// order (same amount, currency, email and phone, compared as plaintext;
+// created_at too when o sets it) gives created=false and no error, and any
+// other gives an error wrapping ErrConflict. Invalid input gives an error
+// wrapping ErrInvalid that names the field.
+//
+// It is safe against concurrent Creates and imports of the same id: the
+// INSERT decides, and only a duplicate-key failure (MySQL 1062) leads to
+// reading and comparing the committed row.
+func (s *Store) Create(ctx context.Context, o NewOrder) (created bool, err error) {
+	o, err = normalize(o)
+	if err != nil {
+		return false, err
+	}
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	createdAt := o.CreatedAt
+	if createdAt.IsZero() {
+		createdAt = now
+	}
+	email, err := s.encrypt("customer_email", o.OrderID, o.CustomerEmail)
+	if err != nil {
+		return false, err
+	}
+	phone, err := s.encrypt("customer_phone", o.OrderID, o.CustomerPhone)
+	if err != nil {
+		return false, err
+	}
+	var bidx []byte
+	if o.CustomerEmail != "" {
+		bidx = s.BlindIndex.Email(o.CustomerEmail)
+	}
+	// Absent values are NULL (not empty strings), as the importer stores them.
+	_, err = s.DB.ExecContext(ctx, `INSERT INTO orders (order_id, order_amount, currency, order_status, paid_amount,
+		customer_email, customer_phone, customer_email_bidx, created_at, updated_at)
+		VALUES (?, ?, ?, 'PENDING', 0, ?, ?, ?, ?, ?)`,
+		o.OrderID, o.Amount, o.Currency, nullBytes(email), nullBytes(phone), nullBytes(bidx), createdAt, now)
+	if err == nil {
+		return true, nil
+	}
+	if !isDuplicateKey(err) {
+		return false, fmt.Errorf("create order %s: %w", o.OrderID, err)
+	}
+	// Autocommit: this read sees the row whose commit made our INSERT fail.
+	var stored StoredOrder
+	err = s.DB.GetContext(ctx, &stored, "SELECT "+StoredColumns+" FROM orders WHERE order_id = ?", o.OrderID)
+	if err != nil {
+		return false, fmt.Errorf("create order %s: read existing order: %w", o.OrderID, err)
+	}
+	same, err := s.Matches(stored, o)
+	if err != nil {
+		return false, fmt.Errorf("create order %s: %w", o.OrderID, err)
+	}
+	if !same {
+		return false, fmt.Errorf("order %s: %w", o.OrderID, ErrConflict)
+	}
+	return false, nil
+}
+
+// Matches reports whether a stored order is the same as o: equal id,
+// amount and currency, equal email and phone by plaintext (every
+// encryption draws a fresh nonce, so ciphertexts never compare equal), and
+// equal created_at when o sets one. o must be normalised as Create
+// normalises it (trimmed email and phone, currency filled in). A stored
+// value that does not decrypt is an error, never a match. The importer can
+// use it through a Store with only Keys set.
+func (s *Store) Matches(stored StoredOrder, o NewOrder) (bool, error) {
+	if stored.OrderID == "" || stored.OrderID != o.OrderID {
+		return false, nil
+	}
+	if stored.Amount != o.Amount || stored.Currency != o.Currency ||
+		(!o.CreatedAt.IsZero() && !stored.CreatedAt.Equal(o.CreatedAt)) {
+		return false, nil
+	}
+	for _, f := range [...]struct {
+		column string
+		ct     []byte
+		want   string
+	}{{"customer_email", stored.Email, o.CustomerEmail}, {"customer_phone", stored.Phone, o.CustomerPhone}} {
+		got, err := s.decrypt("orders", f.column, stored.OrderID, f.ct)
+		if err != nil {
+			return false, err
+		}
+		if got != f.want {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// normalize trims and defaults o like an import row and checks the field
+// rules of internal/importer (ParseOrder).
+func normalize(o NewOrder) (NewOrder, error) {
+	invalid := func(format string, args ...any) (NewOrder, error) {
+		return NewOrder{}, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	}
+	if msg := checkID(o.OrderID); msg != "" {
+		return invalid("order_id %s", msg)
+	}
+	if o.Currency == "" {
+		o.Currency = DefaultCurrency
+	}
+	if _, ok := money.Lookup(o.Currency); !ok {
+		return invalid("currency %q is not an active ISO 4217 code", clip(o.Currency))
+	}
+	if o.Amount <= 0 {
+		return invalid("order_amount must be positive")
+	}
+	o.CustomerEmail = strings.TrimSpace(o.CustomerEmail)
+	if e := o.CustomerEmail; e != "" && (len(e) > maxEmailLen || !strings.Contains(e, "@") || !utf8.ValidString(e)) {
+		return invalid("customer_email is not an email address")
+	}
+	o.CustomerPhone = strings.TrimSpace(o.CustomerPhone)
+	if p := o.CustomerPhone; p != "" && (len(p) > maxPhoneLen || !utf8.ValidString(p)) {
+		return invalid("customer_phone must be valid UTF-8 of at most %d bytes", maxPhoneLen)
+	}
+	if !o.CreatedAt.IsZero() {
+		o.CreatedAt = o.CreatedAt.UTC().Truncate(time.Microsecond) // DATETIME(6)
+		if y := o.CreatedAt.Year(); y < 1970 || y > 9999 {
+			return invalid("created_at is out of range")
+		}
+	}
+	return o, nil
+}
+
+// checkID applies the importer's id rules: 1-64 bytes of valid UTF-8
+// without white space or control characters. (White space matters beyond
+// looks: the PAD SPACE collation would make "A1" and "A1 " the same key.)
+func checkID(id string) string {
+	switch {
+	case id == "":
+		return "is empty"
+	case len(id) > maxIDLen:
+		return fmt.Sprintf("is longer than %d bytes", maxIDLen)
+	case !utf8.ValidString(id):
+		return "is not valid UTF-8"
+	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+		return fmt.Sprintf("%q holds white space or control characters", clip(id))
+	}
+	return ""
+}
+
+// Get returns an order with its payments, ordered by created_at then
+// payment_id. The error wraps ErrNotFound for an unknown id.
+func (s *Store) Get(ctx context.Context, orderID string) (Order, error) {
+	// One REPEATABLE READ snapshot for both reads, so paid_amount and the
+	// payments listed always agree even while payments are being recorded.
+	tx, err := s.DB.BeginTxx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return Order{}, fmt.Errorf("get order %s: begin: %w", orderID, err)
+	}
+	defer tx.Rollback() // read-only: nothing to commit
+
+	var row orderRow
+	err = tx.GetContext(ctx, &row, "SELECT "+orderColumns+" FROM orders WHERE order_id = ?", orderID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Order{}, fmt.Errorf("order %s: %w", orderID, ErrNotFound)
+	}
+	if err != nil {
+		return Order{}, fmt.Errorf("get order %s: %w", orderID, err)
+	}
+	o, err := s.decodeOrder(row)
+	if err != nil {
+		return Order{}, err
+	}
+
+	var rows []paymentRow
+	err = tx.SelectContext(ctx, &rows, `SELECT payment_id, order_id, payment_amount, currency, payment_status,
+		payment_method, payment_details, gateway_ref, failure_reason, created_at, updated_at
+		FROM payments WHERE order_id = ? ORDER BY created_at, payment_id`, orderID)
+	if err != nil {
+		return Order{}, fmt.Errorf("get order %s: read payments: %w", orderID, err)
+	}
+	o.Payments = make([]Payment, 0, len(rows))
+	for _, r := range rows {
+		details, err := s.decrypt("payments", "payment_details", r.PaymentID, r.Details)
+		if err != nil {
+			return Order{}, err
+		}
+		o.Payments = append(o.Payments, Payment{
+			PaymentID: r.PaymentID, OrderID: r.OrderID, Amount: r.Amount, Currency: r.Currency,
+			Status: r.Status, Method: r.Method, Details: details, GatewayRef: r.GatewayRef.String,
+			FailureReason: r.FailureReason.String, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+		})
+	}
+	return o, nil
+}
+
+// FindByEmail returns the orders of a customer email, without payments,
+// sorted by created_at then order_id, at most MaxFindResults of them.
+// Matching ignores case and surrounding spaces, like the blind index:
+// candidates are found by customer_email_bidx and kept only when their
+// decrypted email really matches, which drops HMAC collisions and index
+// values copied between rows. An empty or "@"-less email is ErrInvalid.
+func (s *Store) FindByEmail(ctx context.Context, email string) ([]Order, error) {
+	want := normalizeEmail(email)
+	if want == "" || !strings.Contains(want, "@") {
+		return nil, fmt.Errorf("%w: customer_email is not an email address", ErrInvalid)
+	}
+	var rows []orderRow
+	err := s.DB.SelectContext(ctx, &rows, "SELECT "+orderColumns+` FROM orders
+		WHERE customer_email_bidx = ? ORDER BY created_at, order_id LIMIT ?`,
+		s.BlindIndex.Email(want), MaxFindResults)
+	if err != nil {
+		// The look-up value is customer data: name neither it nor its index.
+		return nil, fmt.Errorf("find orders by customer_email: %w", err)
+	}
+	out := make([]Order, 0, len(rows))
+	for _, r := range rows {
+		o, err := s.decodeOrder(r)
+		if err != nil {
+			return nil, err
+		}
+		if normalizeEmail(o.CustomerEmail) == want {
+			out = append(out, o)
+		}
+	}
+	return out, nil
+}
+
+// PaymentOrder returns the id of the order a payment belongs to. The error
+// wraps ErrNotFound for an unknown payment id.
+func (s *Store) PaymentOrder(ctx context.Context, paymentID string) (orderID string, err error) {
+	err = s.DB.GetContext(ctx, &orderID, "SELECT order_id FROM payments WHERE payment_id = ?", paymentID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("payment %s: %w", paymentID, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find order of payment %s: %w", paymentID, err)
+	}
+	return orderID, nil
+}
+
+const orderColumns = `order_id, order_amount, currency, order_status, paid_amount,
+	customer_email, customer_phone, created_at, updated_at`
+
+type orderRow struct {
+	OrderID    string    `db:"order_id"`
+	Amount     int64     `db:"order_amount"`
+	Currency   string    `db:"currency"`
+	Status     string    `db:"order_status"`
+	PaidAmount int64     `db:"paid_amount"`
+	Email      []byte    `db:"customer_email"`
+	Phone      []byte    `db:"customer_phone"`
+	CreatedAt  time.Time `db:"created_at"`
+	UpdatedAt  time.Time `db:"updated_at"`
+}
+
+type paymentRow struct {
+	PaymentID     string         `db:"payment_id"`
+	OrderID       string         `db:"order_id"`
+	Amount        int64          `db:"payment_amount"`
+	Currency      string         `db:"currency"`
+	Status        string         `db:"payment_status"`
+	Method        string         `db:"payment_method"`
+	Details       []byte         `db:"payment_details"`
+	GatewayRef    sql.NullString `db:"gateway_ref"`
+	FailureReason sql.NullString `db:"failure_reason"`
+	CreatedAt     time.Time      `db:"created_at"`
+	UpdatedAt     time.Time      `db:"updated_at"`
+}
+
+func (s *Store) decodeOrder(r orderRow) (Order, error) {
+	// Every writer validates the currency; one we cannot format would make
+	// every amount in the response wrong, so refuse it loudly.
+	if _, ok := money.Lookup(r.Currency); !ok {
+		return Order{}, fmt.Errorf("order %s: stored currency %q is unknown", r.OrderID, clip(r.Currency))
+	}
+	email, err := s.decrypt("orders", "customer_email", r.OrderID, r.Email)
+	if err != nil {
+		return Order{}, err
+	}
+	phone, err := s.decrypt("orders", "customer_phone", r.OrderID, r.Phone)
+	if err != nil {
+		return Order{}, err
+	}
+	return Order{
+		OrderID: r.OrderID, Amount: r.Amount, Currency: r.Currency, Status: r.Status, PaidAmount: r.PaidAmount,
+		CustomerEmail: email, CustomerPhone: phone, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}, nil
+}
+
+// encrypt returns the ciphertext of an orders column, nil for "" (stored
+// as NULL).
+func (s *Store) encrypt(column, orderID, plain string) ([]byte, error) {
+	if plain == "" {
+		return nil, nil
+	}
+	ct, err := s.Keys.Encrypt([]byte(plain), encryption.AAD("orders", column, orderID))
+	if err != nil {
+		return nil, fmt.Errorf("order %s: encrypt %s: %w", orderID, column, err)
+	}
+	return ct, nil
+}
+
+// decrypt returns the plaintext of an encrypted column, "" for NULL. The
+// error names the row and column, never the value.
+func (s *Store) decrypt(table, column, pk string, ct []byte) (string, error) {
+	if len(ct) == 0 {
+		return "", nil
+	}
+	plain, err := s.Keys.Decrypt(ct, encryption.AAD(table, column, pk))
+	if err != nil {
+		return "", fmt.Errorf("%s %s: decrypt %s: %w", table, pk, column, err)
+	}
+	return string(plain), nil
+}
+
+// normalizeEmail is the normalisation of encryption.BlindIndex.Email.
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+func nullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
+func isDuplicateKey(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
+}
+
+// clip keeps echoed identifiers short in messages.
+func clip(s string) string {
+	if len(s) > 40 {
+		// Cut on a rune boundary so the message stays valid UTF-8.
+		i := 40
+		for i > 0 && !utf8.RuneStart(s[i]) {
+			i--
+		}
+		return s[:i] + "…"
+	}
+	return s
+}
