@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -128,10 +127,7 @@ func importsCommand() *cli.Command {
 	}
 }
 
-func printJob(j importer.Job) {
-	b, _ := json.MarshalIndent(j, "", "  ")
-	fmt.Println(string(b))
-}
+func printJob(j importer.Job) { _ = printJSON(j) }
 
 // withDeps opens the service's connections for one CLI command, using the
 // development keys under the data dir when no keys are configured.

@@ -61,6 +61,8 @@ func newApp() *cli.App {
 			importsCommand(),
 			genCommand(),
 			benchCommand(),
+			orderCommand(),
+			payCommand(),
 			{
 				Name:  "migrate",
 				Usage: "apply pending database migrations",

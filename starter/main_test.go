@@ -351,6 +351,26 @@ func TestGenImportFollowAndImports(t *testing.T) {
 	if code, _, _ := cli("import"); code != 2 {
 		t.Fatalf("import without a file: exit %d", code)
 	}
+
+	// order and pay on an imported order.
+	code, stdout, stderr = cli("order", "ORD-00000002")
+	if code != 0 || !strings.Contains(stdout, `"order_status": "PENDING"`) || !strings.Contains(stdout, "***@") {
+		t.Fatalf("order: %d %s %s", code, stdout, stderr)
+	}
+	code, stdout, stderr = cli("pay", "ORD-00000002", "--amount", "1.00", "--method", "CARD", "--payment-id", "CLI-1", "--details", "4242 4242 4242 4242")
+	if code != 0 || !strings.Contains(stdout, "payment CLI-1 for order ORD-00000002: PENDING") {
+		t.Fatalf("pay: %d %s %s", code, stdout, stderr)
+	}
+	code, stdout, _ = cli("order", "ORD-00000002")
+	if code != 0 || !strings.Contains(stdout, `"payment_details": "**** **** **** 4242"`) {
+		t.Fatalf("order after pay: %d %s", code, stdout)
+	}
+	if code, _, stderr := cli("pay", "ORD-00000002", "--amount", "1.001", "--method", "CARD"); code != 2 || !strings.Contains(stderr, "amount") {
+		t.Fatalf("pay with a bad amount: %d %s", code, stderr)
+	}
+	if code, _, _ := cli("order", "NO-SUCH-ORDER"); code != 1 {
+		t.Fatalf("order of an unknown id: %d", code)
+	}
 	p.stop(t)
 }
 

@@ -102,12 +102,6 @@ func OrderPayment(ctx workflow.Context, in OrderPaymentInput) (OrderPaymentState
 		return r, nil
 	}
 
-	if !st.Registered {
-		if _, err := run(ctx, a.OpenOrderWorkflow, in.OrderID); err != nil {
-			return *st, err
-		}
-		st.Registered = true
-	}
 	if err := workflow.SetQueryHandler(ctx, OrderStateQuery, func() (OrderPaymentState, error) { return *st, nil }); err != nil {
 		return *st, err
 	}
@@ -138,6 +132,14 @@ func OrderPayment(ctx workflow.Context, in OrderPaymentInput) (OrderPaymentState
 		return *st, err
 	}
 	ledgerChanged := workflow.GetSignalChannel(ctx, SignalLedgerChanged)
+	// Handlers are registered before the first blocking call: an update
+	// that started this workflow is delivered in its first task.
+	if !st.Registered {
+		if _, err := run(ctx, a.OpenOrderWorkflow, in.OrderID); err != nil {
+			return *st, err
+		}
+		st.Registered = true
+	}
 
 	refresh := func() error {
 		for ledgerChanged.ReceiveAsync(nil) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/orders"
 	"github.com/acme/payments/internal/records"
 )
 
@@ -72,7 +73,7 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 	rd := records.NewReader(r, plan, spec.Chunk, records.Limits{})
 	res := ChunkResult{Index: spec.Chunk.Index}
 	var rejects []Reject
-	var orders []Order
+	var newOrders []orders.NewOrder
 	var orderRecs []records.Record
 	var payments []ledger.Payment
 	var paymentRecs []records.Record
@@ -97,7 +98,7 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 				rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: fe.Code, Message: fe.Message})
 				continue
 			}
-			orders = append(orders, o)
+			newOrders = append(newOrders, o)
 			orderRecs = append(orderRecs, where)
 		case records.KindPayments:
 			p, fe := ParsePayment(rec.Values)
@@ -139,7 +140,7 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 
 	switch spec.Kind {
 	case records.KindOrders:
-		written, unchanged, rej, err := im.writeOrders(ctx, tx, spec, orders, orderRecs)
+		written, unchanged, rej, err := im.writeOrders(ctx, tx, spec, newOrders, orderRecs)
 		if err != nil {
 			return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
 		}
@@ -259,27 +260,17 @@ func insertRejects(ctx context.Context, tx *sqlx.Tx, importID string, rejects []
 	return nil
 }
 
-// storedOrder is an existing orders row, for comparing a re-imported one.
-type storedOrder struct {
-	OrderID   string    `db:"order_id"`
-	Amount    int64     `db:"order_amount"`
-	Currency  string    `db:"currency"`
-	Email     []byte    `db:"customer_email"`
-	Phone     []byte    `db:"customer_phone"`
-	CreatedAt time.Time `db:"created_at"`
-}
-
 // writeOrders stores the new orders of a chunk and judges the rest: a row
 // identical to the stored one is unchanged, another is DUPLICATE_CONFLICT.
 // New rows stream into MySQL with LOAD DATA LOCAL INFILE, the fastest path
 // the server has.
-func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec, orders []Order, recs []records.Record) (written, unchanged int64, rejects []Reject, err error) {
+func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec, rows []orders.NewOrder, recs []records.Record) (written, unchanged int64, rejects []Reject, err error) {
 	// Within the chunk: the first row of an id wins.
-	first := make(map[string]int, len(orders))
-	var fresh []int
-	for i, o := range orders {
+	first := make(map[string]int, len(rows))
+	var toInsert []int
+	for i, o := range rows {
 		if j, ok := first[o.OrderID]; ok {
-			if sameOrder(orders[j], o) {
+			if sameOrder(rows[j], o) {
 				unchanged++
 			} else {
 				rejects = append(rejects, conflict(recs[i], o.OrderID))
@@ -287,11 +278,10 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 			continue
 		}
 		first[o.OrderID] = i
-		fresh = append(fresh, i)
+		toInsert = append(toInsert, i)
 	}
 	// Insert first and judge only what LOAD DATA skipped: a fresh import
 	// (the common case) then costs no look-ups at all.
-	toInsert := fresh
 	if len(toInsert) == 0 {
 		return 0, unchanged, rejects, nil
 	}
@@ -300,7 +290,7 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 	var buf bytes.Buffer
 	buf.Grow(len(toInsert) * 256)
 	for _, i := range toInsert {
-		if err := im.appendOrderRow(&buf, orders[i], now); err != nil {
+		if err := im.appendOrderRow(&buf, rows[i], now); err != nil {
 			return 0, 0, nil, err
 		}
 	}
@@ -318,21 +308,22 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 		// rows we inserted match ours; judge the rest by content.
 		ids := make([]string, len(toInsert))
 		for k, i := range toInsert {
-			ids[k] = orders[i].OrderID
+			ids[k] = rows[i].OrderID
 		}
 		stored, err := im.loadOrders(ctx, tx, ids)
 		if err != nil {
 			return 0, 0, nil, err
 		}
+		matcher := &orders.Store{Keys: im.Keys}
 		var conflicts int64
 		for _, i := range toInsert {
-			same, err := im.matchesStored(stored[orders[i].OrderID], orders[i])
+			same, err := matcher.Matches(stored[rows[i].OrderID], rows[i])
 			if err != nil {
 				return 0, 0, nil, err
 			}
 			if !same {
 				conflicts++
-				rejects = append(rejects, conflict(recs[i], orders[i].OrderID))
+				rejects = append(rejects, conflict(recs[i], rows[i].OrderID))
 			}
 		}
 		unchanged += missed - conflicts
@@ -345,22 +336,21 @@ func conflict(rec records.Record, id string) Reject {
 		Message: fmt.Sprintf("order_id %q already exists with different content", clip(id))}
 }
 
-func sameOrder(a, b Order) bool {
+func sameOrder(a, b orders.NewOrder) bool {
 	return a.Amount == b.Amount && a.Currency == b.Currency && a.CustomerEmail == b.CustomerEmail &&
 		a.CustomerPhone == b.CustomerPhone && (a.CreatedAt.IsZero() || b.CreatedAt.IsZero() || a.CreatedAt.Equal(b.CreatedAt))
 }
 
-func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]storedOrder, error) {
-	out := make(map[string]storedOrder)
+func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]orders.StoredOrder, error) {
+	out := make(map[string]orders.StoredOrder)
 	const batch = 1000
 	for start := 0; start < len(ids); start += batch {
 		end := min(start+batch, len(ids))
-		q, args, err := sqlx.In(`SELECT order_id, order_amount, currency, customer_email, customer_phone, created_at
-			FROM orders WHERE order_id IN (?)`, ids[start:end])
+		q, args, err := sqlx.In(`SELECT `+orders.StoredColumns+` FROM orders WHERE order_id IN (?)`, ids[start:end])
 		if err != nil {
 			return nil, err
 		}
-		var rows []storedOrder
+		var rows []orders.StoredOrder
 		if err := tx.SelectContext(ctx, &rows, q, args...); err != nil {
 			return nil, fmt.Errorf("read existing orders: %w", err)
 		}
@@ -371,40 +361,9 @@ func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	return out, nil
 }
 
-// matchesStored compares an order with its stored row; encrypted columns
-// are compared by plaintext since every encryption draws a fresh nonce.
-func (im *Importer) matchesStored(s storedOrder, o Order) (bool, error) {
-	if s.OrderID == "" {
-		return false, nil
-	}
-	if s.Amount != o.Amount || s.Currency != o.Currency || (!o.CreatedAt.IsZero() && !s.CreatedAt.Equal(o.CreatedAt)) {
-		return false, nil
-	}
-	for _, f := range []struct {
-		column string
-		ct     []byte
-		want   string
-	}{{"customer_email", s.Email, o.CustomerEmail}, {"customer_phone", s.Phone, o.CustomerPhone}} {
-		if len(f.ct) == 0 {
-			if f.want != "" {
-				return false, nil
-			}
-			continue
-		}
-		plain, err := im.Keys.Decrypt(f.ct, encryption.AAD("orders", f.column, s.OrderID))
-		if err != nil {
-			return false, fmt.Errorf("order %s %s: %w", s.OrderID, f.column, err)
-		}
-		if string(plain) != f.want {
-			return false, nil
-		}
-	}
-	return true, nil
-}
-
 // appendOrderRow writes one LOAD DATA line: tab-separated, binary values
 // backslash-escaped (not hex), \N for NULL.
-func (im *Importer) appendOrderRow(buf *bytes.Buffer, o Order, now time.Time) error {
+func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now time.Time) error {
 	created := o.CreatedAt
 	if created.IsZero() {
 		created = now

@@ -9,6 +9,7 @@ import (
 
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/money"
+	"github.com/acme/payments/internal/orders"
 )
 
 // Reject is a row the import refused, with where it was and why.
@@ -16,16 +17,6 @@ type Reject struct {
 	Line, Record int64
 	Code         string // a reason code of SPEC section 5
 	Message      string // never holds sensitive field values
-}
-
-// Order is a validated orders row.
-type Order struct {
-	OrderID       string
-	Amount        int64
-	Currency      string
-	CreatedAt     time.Time // zero: not given in the file
-	CustomerEmail string
-	CustomerPhone string
 }
 
 // Column positions in records.OrderColumns / records.PaymentColumns.
@@ -53,9 +44,9 @@ func bad(code, format string, args ...any) *FieldError {
 }
 
 // ParseOrder validates an orders record's values (aligned with
-// records.OrderColumns).
-func ParseOrder(v []string) (Order, *FieldError) {
-	var o Order
+// records.OrderColumns). A zero CreatedAt means the file gave none.
+func ParseOrder(v []string) (orders.NewOrder, *FieldError) {
+	var o orders.NewOrder
 	var fe *FieldError
 	if o.OrderID, fe = parseID("order_id", v[oID]); fe != nil {
 		return o, fe

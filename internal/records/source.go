@@ -1,18 +1,11 @@
 package records
 
 import (
-	"errors"
 	"io"
 )
 
-// errTooBig is returned by source.ReadByte when the XML decoder has read more
-// than source.guard bytes since source.mark: one token is too large to be
-// held in memory.
-var errTooBig = errors.New("token too large")
-
 // source is a buffered reader over the file (or a chunk of it) that keeps
-// track of file offsets and that the CSV scanner can look into directly. It
-// also serves the XML decoder byte by byte.
+// track of file offsets and that the CSV and XML scanners look into directly.
 type source struct {
 	rd     io.Reader
 	buf    []byte
@@ -21,10 +14,6 @@ type source struct {
 	line   int64 // line of buf[r] (maintained by the CSV scanner)
 	eof    bool
 	max    int // MaxRecordBytes
-
-	// XML: ReadByte fails with errTooBig once more than guard bytes were read
-	// since offset mark (checked when the buffer is refilled).
-	mark, guard int64
 }
 
 const initialBuffer = 64 << 10
@@ -73,51 +62,4 @@ func (s *source) fill() error {
 func (s *source) discard() {
 	s.bufOff += int64(s.w)
 	s.r, s.w = 0, 0
-}
-
-// ReadByte implements io.ByteReader for the XML decoder.
-func (s *source) ReadByte() (byte, error) {
-	if s.r < s.w {
-		b := s.buf[s.r]
-		s.r++
-		return b, nil
-	}
-	return s.readByteSlow()
-}
-
-func (s *source) readByteSlow() (byte, error) {
-	for s.r >= s.w {
-		if s.eof {
-			return 0, io.EOF
-		}
-		if s.guard > 0 && s.bufOff+int64(s.w)-s.mark > s.guard {
-			return 0, errTooBig
-		}
-		s.discard()
-		if err := s.fill(); err != nil {
-			return 0, err
-		}
-	}
-	b := s.buf[s.r]
-	s.r++
-	return b, nil
-}
-
-// Read implements io.Reader (required by xml.NewDecoder; the decoder uses ReadByte).
-func (s *source) Read(p []byte) (int, error) {
-	if s.r >= s.w {
-		if s.eof {
-			return 0, io.EOF
-		}
-		s.discard()
-		if err := s.fill(); err != nil {
-			return 0, err
-		}
-		if s.r >= s.w {
-			return 0, io.EOF
-		}
-	}
-	n := copy(p, s.buf[s.r:s.w])
-	s.r += n
-	return n, nil
 }
