@@ -10,18 +10,37 @@
 // row (SELECT ... FOR UPDATE, always in ascending order_id order, so two
 // transactions never wait on each other's orders in a cycle). A payment is
 // only ever written by a transaction holding its order's lock, so once the
-// orders are locked the payments read for the batch cannot change under us,
-// and paid_amount recomputed from the SUCCESS payments is exact. Reads use
-// locking reads, which see the latest committed data at any isolation
-// level; transactions run at READ COMMITTED so that looking up ids that do
-// not exist yet takes no gap locks (which would deadlock concurrent
-// inserts). The remaining races — the same new payment_id or gateway_ref
-// inserted by a transaction on another order — surface as MySQL errors 1062,
-// 1205 or 1213; retrying the whole transaction then sees the committed row
-// and handles it by the normal rules ([IsRetryable], [Ledger.Record]).
+// orders are locked the batch's payments cannot change under us.
+//
+// After that a transaction takes no lock it could wait for. Transactions
+// run at READ COMMITTED (TxOptions), where each plain SELECT sees every
+// committed row plus the transaction's own: the payments of the locked
+// orders are read, and paid_amount recomputed from their SUCCESS rows,
+// with plain reads, which never wait and never lock. Locking reads there
+// would lock every row their plan visits; with a scan (which the optimizer
+// chose for the old SUM over a 1000-id IN list while payments grew during
+// an import) that included other import chunks' uncommitted rows, and those
+// S locks, inherited as gap locks when a row went away, blocked the other
+// chunks' inserts: a deadlock between chunks on different orders. IN lists
+// stay below MariaDB's in_predicate_conversion_threshold, so every
+// statement reads or locks exactly the keys it lists. Inserts then wait
+// only for a duplicate key, and import chunks of one file have distinct
+// payment ids and gateway refs: they serialize on shared orders and
+// otherwise proceed in parallel, without deadlocks.
+//
+// The remaining races are between transactions on different orders that
+// store the same new payment_id or gateway_ref, which the plain reads
+// cannot see before it commits. The unique keys catch them: a bulk write
+// (LOAD DATA, which skips such rows) is rolled back to a savepoint and the
+// batch decided again against the committed row; a small batch's INSERT
+// fails with MySQL error 1062 (or 1213 if the two also wait on each other),
+// and retrying the whole transaction handles the row by the normal rules
+// ([IsRetryable], [Ledger.Record]).
 //
 // Work per call is a constant number of statements per few hundred rows
-// (batched IN lists and multi-row INSERTs), not one per payment.
+// (batched IN lists, multi-row INSERTs, CASE UPDATEs), and for large
+// batches new payments and their events stream in with one LOAD DATA LOCAL
+// INFILE each, not one statement per payment.
 package ledger
 
 import (
@@ -209,9 +228,9 @@ type Ledger struct {
 }
 
 // TxOptions returns the options a caller's transaction passed to RecordTx
-// should be begun with: READ COMMITTED, so the ledger's lookups of not yet
-// existing ids take no gap locks. (On MySQL this needs binlog_format ROW or
-// MIXED, the defaults.)
+// must be begun with: READ COMMITTED, so that the ledger's plain reads see
+// every committed row and no statement takes gap locks. (On MySQL this
+// needs binlog_format ROW or MIXED, the defaults.)
 func TxOptions() *sql.TxOptions {
 	return &sql.TxOptions{Isolation: sql.LevelReadCommitted}
 }
@@ -257,9 +276,10 @@ func (l *Ledger) Record(ctx context.Context, src Source, ref string, payments []
 	return results, nil
 }
 
-// RecordTx stores payments inside the caller's transaction, which should be
-// begun with TxOptions, so that they commit together with the caller's own
-// rows (an import chunk's rejects and chunk-ledger row). The rules are those
+// RecordTx stores payments inside the caller's transaction, which must be
+// begun with TxOptions (READ COMMITTED: the ledger's plain reads rely on
+// seeing every committed row), so that they commit together with the
+// caller's own rows (an import chunk's rejects and chunk-ledger row). The rules are those
 // of SPEC sections 3 and 5:
 //
 //   - a new payment_id is inserted (order must exist with the same

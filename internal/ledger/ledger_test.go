@@ -96,7 +96,16 @@ type step struct {
 
 // TestRules runs the payment/order rules of SPEC sections 3 and 5. Each case
 // uses its own ids (prefixed with the case number) in one shared database.
-func TestRules(t *testing.T) {
+func TestRules(t *testing.T) { runRules(t) }
+
+// TestRulesBulkPath runs the same cases with every batch written through
+// LOAD DATA, the path of large import chunks.
+func TestRulesBulkPath(t *testing.T) {
+	defer ledger.SetBulkMinRows(1)()
+	runRules(t)
+}
+
+func runRules(t *testing.T) {
 	l, db := newLedger(t)
 	ctx := context.Background()
 	P, S, F := ledger.StatusPending, ledger.StatusSuccess, ledger.StatusFailed
