@@ -3,9 +3,7 @@ package importer
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/loaddata"
 	"github.com/acme/payments/internal/orders"
 	"github.com/acme/payments/internal/records"
 )
@@ -294,10 +293,8 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 			return 0, 0, nil, err
 		}
 	}
-	n, err := loadData(ctx, tx, buf.Bytes(), `INTO TABLE orders CHARACTER SET binary
-		FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n'
-		(order_id, order_amount, currency, order_status, paid_amount, customer_email, customer_phone,
-		 customer_email_bidx, created_at, updated_at)`)
+	n, _, err := loaddata.Load(ctx, tx, buf.Bytes(), "orders", `(order_id, order_amount, currency, order_status,
+		paid_amount, customer_email, customer_phone, customer_email_bidx, created_at, updated_at)`)
 	if err != nil {
 		return 0, 0, nil, fmt.Errorf("load orders: %w", err)
 	}
@@ -361,84 +358,33 @@ func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	return out, nil
 }
 
-// appendOrderRow writes one LOAD DATA line: tab-separated, binary values
-// backslash-escaped (not hex), \N for NULL.
+// appendOrderRow writes one LOAD DATA line (see package loaddata).
 func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now time.Time) error {
 	created := o.CreatedAt
 	if created.IsZero() {
 		created = now
 	}
-	appendEscaped(buf, []byte(o.OrderID))
-	buf.WriteByte('\t')
-	buf.WriteString(strconv.FormatInt(o.Amount, 10))
-	buf.WriteByte('\t')
-	buf.WriteString(o.Currency)
-	buf.WriteString("\tPENDING\t0\t")
-	var bidx []byte
+	var email, phone, bidx []byte
+	var err error
 	if o.CustomerEmail != "" {
-		ct, err := im.Keys.Encrypt([]byte(o.CustomerEmail), encryption.AAD("orders", "customer_email", o.OrderID))
-		if err != nil {
+		if email, err = im.Keys.Encrypt([]byte(o.CustomerEmail), encryption.AAD("orders", "customer_email", o.OrderID)); err != nil {
 			return fmt.Errorf("order %s: %w", o.OrderID, err)
 		}
-		appendEscaped(buf, ct)
 		bidx = im.BlindIndex.Email(o.CustomerEmail)
-	} else {
-		buf.WriteString(`\N`)
 	}
-	buf.WriteByte('\t')
 	if o.CustomerPhone != "" {
-		ct, err := im.Keys.Encrypt([]byte(o.CustomerPhone), encryption.AAD("orders", "customer_phone", o.OrderID))
-		if err != nil {
+		if phone, err = im.Keys.Encrypt([]byte(o.CustomerPhone), encryption.AAD("orders", "customer_phone", o.OrderID)); err != nil {
 			return fmt.Errorf("order %s: %w", o.OrderID, err)
 		}
-		appendEscaped(buf, ct)
-	} else {
-		buf.WriteString(`\N`)
 	}
-	buf.WriteByte('\t')
-	if bidx != nil {
-		appendEscaped(buf, bidx)
-	} else {
-		buf.WriteString(`\N`)
-	}
-	buf.WriteByte('\t')
-	buf.WriteString(created.Format("2006-01-02 15:04:05.000000"))
-	buf.WriteByte('\t')
-	buf.WriteString(now.Format("2006-01-02 15:04:05.000000"))
-	buf.WriteByte('\n')
+	loaddata.Field(buf, []byte(o.OrderID), '\t')
+	loaddata.Field(buf, strconv.AppendInt(nil, o.Amount, 10), '\t')
+	loaddata.Field(buf, []byte(o.Currency), '\t')
+	buf.WriteString("PENDING\t0\t")
+	loaddata.NullableField(buf, email, email == nil, '\t')
+	loaddata.NullableField(buf, phone, phone == nil, '\t')
+	loaddata.NullableField(buf, bidx, bidx == nil, '\t')
+	loaddata.Field(buf, []byte(created.Format(loaddata.DateTime)), '\t')
+	loaddata.Field(buf, []byte(now.Format(loaddata.DateTime)), '\n')
 	return nil
-}
-
-func appendEscaped(buf *bytes.Buffer, b []byte) {
-	for _, c := range b {
-		switch c {
-		case '\\':
-			buf.WriteString(`\\`)
-		case '\t':
-			buf.WriteString(`\t`)
-		case '\n':
-			buf.WriteString(`\n`)
-		case '\r':
-			buf.WriteString(`\r`)
-		case 0:
-			buf.WriteString(`\0`)
-		default:
-			buf.WriteByte(c)
-		}
-	}
-}
-
-// loadData runs LOAD DATA LOCAL INFILE over data through a reader handler
-// registered for this call only, and returns the rows inserted.
-func loadData(ctx context.Context, tx *sqlx.Tx, data []byte, rest string) (int64, error) {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	name := "payments-load-" + hex.EncodeToString(rnd[:])
-	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
-	defer mysql.DeregisterReaderHandler(name)
-	res, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' "+rest)
-	if err != nil {
-		return 0, err
-	}
-	return res.RowsAffected()
 }

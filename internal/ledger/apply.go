@@ -3,12 +3,9 @@ package ledger
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,10 +13,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/loaddata"
 )
 
 // Statement sizes. IN lists hold at most inBatch ids, below MariaDB's
@@ -517,25 +514,25 @@ func (b *batch) loadNewPayments(ctx context.Context, tx *sqlx.Tx) (bool, error) 
 	var buf bytes.Buffer
 	buf.Grow(len(b.inserts) * 200)
 	for _, r := range b.inserts {
-		appendField(&buf, []byte(r.id), '\t')
-		appendField(&buf, []byte(r.orderID), '\t')
+		loaddata.Field(&buf, []byte(r.id), '\t')
+		loaddata.Field(&buf, []byte(r.orderID), '\t')
 		buf.WriteString(strconv.FormatInt(r.amount, 10))
 		buf.WriteByte('\t')
-		appendField(&buf, []byte(r.currency), '\t')
-		appendField(&buf, []byte(r.status), '\t')
-		appendField(&buf, []byte(r.method), '\t')
-		appendNullField(&buf, r.detailsCT, r.detailsCT == nil, '\t')
-		appendNullField(&buf, []byte(r.gatewayRef), r.gatewayRef == "", '\t')
-		appendNullField(&buf, []byte(r.failure), r.failure == "", '\t')
-		buf.WriteString(r.createdAt.Format(datetimeLayout))
+		loaddata.Field(&buf, []byte(r.currency), '\t')
+		loaddata.Field(&buf, []byte(r.status), '\t')
+		loaddata.Field(&buf, []byte(r.method), '\t')
+		loaddata.NullableField(&buf, r.detailsCT, r.detailsCT == nil, '\t')
+		loaddata.NullableField(&buf, []byte(r.gatewayRef), r.gatewayRef == "", '\t')
+		loaddata.NullableField(&buf, []byte(r.failure), r.failure == "", '\t')
+		buf.WriteString(r.createdAt.Format(loaddata.DateTime))
 		buf.WriteByte('\t')
-		buf.WriteString(b.now.Format(datetimeLayout))
+		buf.WriteString(b.now.Format(loaddata.DateTime))
 		buf.WriteByte('\n')
 	}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+bulkSavepoint); err != nil {
 		return false, fmt.Errorf("load payments: %w", err)
 	}
-	n, warnings, err := loadData(ctx, tx, buf.Bytes(), "payments", paymentColumns)
+	n, warnings, err := loadDataCounted(ctx, tx, buf.Bytes(), "payments", paymentColumns)
 	if err != nil {
 		return false, fmt.Errorf("load payments: %w", err)
 	}
@@ -619,25 +616,25 @@ func (b *batch) writeEvents(ctx context.Context, tx *sqlx.Tx) error {
 func (b *batch) loadEvents(ctx context.Context, tx *sqlx.Tx) error {
 	var buf bytes.Buffer
 	buf.Grow(len(b.events) * 100)
-	now := b.now.Format(datetimeLayout)
+	now := b.now.Format(loaddata.DateTime)
 	for _, ev := range b.events {
-		appendField(&buf, []byte(ev.paymentID), '\t')
-		appendField(&buf, []byte(ev.orderID), '\t')
-		appendNullField(&buf, []byte(ev.from), ev.from == "", '\t')
-		appendField(&buf, []byte(ev.to), '\t')
-		appendField(&buf, []byte(b.src), '\t')
-		appendNullField(&buf, []byte(b.ref), b.ref == "", '\t')
+		loaddata.Field(&buf, []byte(ev.paymentID), '\t')
+		loaddata.Field(&buf, []byte(ev.orderID), '\t')
+		loaddata.NullableField(&buf, []byte(ev.from), ev.from == "", '\t')
+		loaddata.Field(&buf, []byte(ev.to), '\t')
+		loaddata.Field(&buf, []byte(b.src), '\t')
+		loaddata.NullableField(&buf, []byte(b.ref), b.ref == "", '\t')
 		if ev.applied {
 			buf.WriteString("1\t")
 		} else {
 			buf.WriteString("0\t")
 		}
 		note := clipNote(ev.note)
-		appendNullField(&buf, []byte(note), note == "", '\t')
+		loaddata.NullableField(&buf, []byte(note), note == "", '\t')
 		buf.WriteString(now)
 		buf.WriteByte('\n')
 	}
-	n, warnings, err := loadData(ctx, tx, buf.Bytes(), "payment_events", eventColumns)
+	n, warnings, err := loadDataCounted(ctx, tx, buf.Bytes(), "payment_events", eventColumns)
 	if err != nil {
 		return fmt.Errorf("load payment events: %w", err)
 	}
@@ -729,64 +726,10 @@ func (b *batch) reevaluateOrders(ctx context.Context, tx *sqlx.Tx) error {
 	})
 }
 
-// datetimeLayout writes DATETIME(6) values for LOAD DATA.
-const datetimeLayout = "2006-01-02 15:04:05.000000"
-
-// loadData runs LOAD DATA LOCAL INFILE of data (tab-separated lines, see
-// appendField) into table's columns through a reader handler registered
-// for this call only, and returns the rows stored and the statement's
-// warning count.
-func loadData(ctx context.Context, tx *sqlx.Tx, data []byte, table, columns string) (rows, warnings int64, err error) {
-	var rnd [8]byte
-	_, _ = rand.Read(rnd[:])
-	name := "ledger-load-" + hex.EncodeToString(rnd[:])
-	mysql.RegisterReaderHandler(name, func() io.Reader { return bytes.NewReader(data) })
-	defer mysql.DeregisterReaderHandler(name)
+// loadDataCounted is loaddata.Load, counted for tests.
+func loadDataCounted(ctx context.Context, tx *sqlx.Tx, data []byte, table, columns string) (rows, warnings int64, err error) {
 	bulkLoads.Add(1)
-	res, err := tx.ExecContext(ctx, "LOAD DATA LOCAL INFILE 'Reader::"+name+"' INTO TABLE "+table+
-		` CHARACTER SET binary FIELDS TERMINATED BY '\t' ESCAPED BY '\\' LINES TERMINATED BY '\n' `+columns)
-	if err != nil {
-		return 0, 0, err
-	}
-	if rows, err = res.RowsAffected(); err != nil {
-		return 0, 0, err
-	}
-	if err := tx.QueryRowContext(ctx, "SELECT @@warning_count").Scan(&warnings); err != nil {
-		return 0, 0, err
-	}
-	return rows, warnings, nil
-}
-
-// appendField writes one LOAD DATA field and its terminator: bytes as they
-// are, but backslash, tab, newline, carriage return and NUL escaped.
-func appendField(buf *bytes.Buffer, b []byte, term byte) {
-	for _, c := range b {
-		switch c {
-		case '\\':
-			buf.WriteString(`\\`)
-		case '\t':
-			buf.WriteString(`\t`)
-		case '\n':
-			buf.WriteString(`\n`)
-		case '\r':
-			buf.WriteString(`\r`)
-		case 0:
-			buf.WriteString(`\0`)
-		default:
-			buf.WriteByte(c)
-		}
-	}
-	buf.WriteByte(term)
-}
-
-// appendNullField writes \N (NULL) when null, else the field.
-func appendNullField(buf *bytes.Buffer, b []byte, null bool, term byte) {
-	if null {
-		buf.WriteString(`\N`)
-		buf.WriteByte(term)
-		return
-	}
-	appendField(buf, b, term)
+	return loaddata.Load(ctx, tx, data, table, columns)
 }
 
 func inChunks[T any](items []T, size int, fn func([]T) error) error {
