@@ -285,7 +285,7 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 		return 0, unchanged, rejects, nil
 	}
 
-	now := time.Now().UTC()
+	now := []byte(time.Now().UTC().Format(loaddata.DateTime))
 	var buf bytes.Buffer
 	buf.Grow(len(toInsert) * 256)
 	for _, i := range toInsert {
@@ -359,10 +359,11 @@ func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (
 }
 
 // appendOrderRow writes one LOAD DATA line (see package loaddata).
-func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now time.Time) error {
-	created := o.CreatedAt
-	if created.IsZero() {
-		created = now
+// now is the chunk's timestamp, already formatted.
+func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now []byte) error {
+	created := now
+	if !o.CreatedAt.IsZero() {
+		created = o.CreatedAt.AppendFormat(nil, loaddata.DateTime)
 	}
 	var email, phone, bidx []byte
 	var err error
@@ -384,7 +385,7 @@ func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now tim
 	loaddata.NullableField(buf, email, email == nil, '\t')
 	loaddata.NullableField(buf, phone, phone == nil, '\t')
 	loaddata.NullableField(buf, bidx, bidx == nil, '\t')
-	loaddata.Field(buf, []byte(created.Format(loaddata.DateTime)), '\t')
-	loaddata.Field(buf, []byte(now.Format(loaddata.DateTime)), '\n')
+	loaddata.Field(buf, created, '\t')
+	loaddata.Field(buf, now, '\n')
 	return nil
 }

@@ -22,7 +22,14 @@ const DateTime = "2006-01-02 15:04:05.000000"
 // after the last): bytes as they are, with backslash, tab, newline,
 // carriage return and NUL escaped.
 func Field(buf *bytes.Buffer, b []byte, term byte) {
-	for _, c := range b {
+	// Most values need no escaping: copy runs between special bytes whole.
+	start := 0
+	for i, c := range b {
+		if c != '\\' && c != '\t' && c != '\n' && c != '\r' && c != 0 {
+			continue
+		}
+		buf.Write(b[start:i])
+		start = i + 1
 		switch c {
 		case '\\':
 			buf.WriteString(`\\`)
@@ -34,10 +41,9 @@ func Field(buf *bytes.Buffer, b []byte, term byte) {
 			buf.WriteString(`\r`)
 		case 0:
 			buf.WriteString(`\0`)
-		default:
-			buf.WriteByte(c)
 		}
 	}
+	buf.Write(b[start:])
 	buf.WriteByte(term)
 }
 
