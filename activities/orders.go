@@ -10,6 +10,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/money"
 )
 
 // CodeOrderCompleted rejects a new attempt on an order already paid.
@@ -78,27 +79,50 @@ func (a *Activities) RecordAttempt(ctx context.Context, in AttemptInput) (Attemp
 	if err != nil {
 		return AttemptResult{}, err
 	}
-	if st.Status == ledger.OrderCompleted {
-		statuses, err := a.paymentStatuses(ctx, []string{in.Payment.PaymentID})
-		if err != nil {
-			return AttemptResult{}, err
-		}
-		if _, known := statuses[in.Payment.PaymentID]; !known {
-			return AttemptResult{Order: st, Result: ledger.Result{PaymentID: in.Payment.PaymentID, Outcome: ledger.Rejected,
-				Code: CodeOrderCompleted, Message: "order " + in.OrderID + " is already COMPLETED"}}, nil
-		}
+	statuses, err := a.paymentStatuses(ctx, []string{in.Payment.PaymentID})
+	if err != nil {
+		return AttemptResult{}, err
+	}
+	stored, known := statuses[in.Payment.PaymentID]
+	if st.Status == ledger.OrderCompleted && !known {
+		return AttemptResult{Order: st, Result: ledger.Result{PaymentID: in.Payment.PaymentID, Outcome: ledger.Rejected,
+			Code: CodeOrderCompleted, Message: "order " + in.OrderID + " is already COMPLETED"}}, nil
 	}
 	p := in.Payment
 	p.Status = ledger.StatusPending
+	if known {
+		// A repeat of an attempt settled since is judged on its content,
+		// not on its status.
+		p.Status = stored
+	}
 	res, err := a.Ledger.Record(ctx, ledger.SourceAPI, "api", []ledger.Payment{p})
 	if err != nil {
 		return AttemptResult{}, err
 	}
 	out := AttemptResult{Result: res[0]}
-	if res[0].Outcome == ledger.Inserted {
+	// Inserted, or Unchanged when a retry of this activity finds its own
+	// row: either way a queued gateway result is applied now.
+	if res[0].Outcome != ledger.Rejected && res[0].Status == ledger.StatusPending {
 		early, ok, err := a.peekInbox(ctx, p.PaymentID)
 		if err != nil {
 			return AttemptResult{}, err
+		}
+		if ok && early.amountText != "" {
+			cur := p.Currency
+			if cur == "" {
+				cur = st.Currency
+			}
+			v, err := money.Parse(early.amountText, cur)
+			if err != nil {
+				// Not an amount of this currency, so not this payment's:
+				// leave the attempt PENDING for its gateway or timeout.
+				v = 0
+				ok = false
+				if _, err := a.DB.ExecContext(ctx, `DELETE FROM gateway_inbox WHERE payment_id = ?`, p.PaymentID); err != nil {
+					return AttemptResult{}, fmt.Errorf("clear gateway inbox: %w", err)
+				}
+			}
+			early.s.Amount = v
 		}
 		if ok {
 			// Settle first, then clear: a retry after a crash settles again,
@@ -112,6 +136,7 @@ func (a *Activities) RecordAttempt(ctx context.Context, in AttemptInput) (Attemp
 			}
 			if r.Status.Terminal() {
 				out.Settled = []string{p.PaymentID}
+				out.Result.Status = r.Status
 			}
 		}
 	}
@@ -211,24 +236,25 @@ func (a *Activities) paymentOrder(ctx context.Context, paymentID string) (string
 }
 
 type inboxEntry struct {
-	gateway string
-	s       ledger.Settlement
+	gateway    string
+	s          ledger.Settlement
+	amountText string // the gateway's amount, in the payment's currency
 }
 
 // peekInbox returns a gateway result that arrived before its attempt.
 func (a *Activities) peekInbox(ctx context.Context, paymentID string) (inboxEntry, bool, error) {
 	var e inboxEntry
-	var amount sql.NullInt64
-	var ref, reason sql.NullString
+	var ref, reason, amountText sql.NullString
 	var status string
-	err := a.DB.QueryRowContext(ctx, `SELECT gateway, status, amount, gateway_ref, failure_reason FROM gateway_inbox WHERE payment_id = ?`, paymentID).
-		Scan(&e.gateway, &status, &amount, &ref, &reason)
+	err := a.DB.QueryRowContext(ctx, `SELECT gateway, status, amount_text, gateway_ref, failure_reason FROM gateway_inbox WHERE payment_id = ?`, paymentID).
+		Scan(&e.gateway, &status, &amountText, &ref, &reason)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, false, nil
 	}
 	if err != nil {
 		return e, false, fmt.Errorf("read gateway inbox: %w", err)
 	}
-	e.s = ledger.Settlement{PaymentID: paymentID, Status: ledger.Status(status), Amount: amount.Int64, GatewayRef: ref.String, FailureReason: reason.String}
+	e.s = ledger.Settlement{PaymentID: paymentID, Status: ledger.Status(status), GatewayRef: ref.String, FailureReason: reason.String}
+	e.amountText = amountText.String
 	return e, true, nil
 }

@@ -13,7 +13,9 @@ CREATE TABLE gateway_inbox (
   payment_id     VARCHAR(64)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   gateway        VARCHAR(64)  NOT NULL,
   status         VARCHAR(16)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-  amount         BIGINT       NULL,
+  -- The amount as the gateway sent it ("12.30"): the currency needed to
+  -- read it in minor units is known only when the attempt arrives.
+  amount_text    VARCHAR(40)  CHARACTER SET ascii COLLATE ascii_bin NULL,
   gateway_ref    VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
   failure_reason VARCHAR(255) NULL,
   received_at    DATETIME(6)  NOT NULL,

@@ -13,9 +13,11 @@ import (
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "measure imports end to end against LOAD DATA LOCAL INFILE of the same files",
+		Usage: "measure imports end to end against LOAD DATA LOCAL INFILE of the same files (or, with --lifecycle, live payments against the bare Temporal ceiling)",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "orders", Value: 1_000_000},
+			&cli.IntFlag{Name: "orders", Value: 1_000_000, Usage: "orders to import (with --lifecycle: orders to pay, default 2000)"},
+			&cli.BoolFlag{Name: "lifecycle", Usage: "instead: measure the order payment lifecycle (HTTP attempt + signed callback) against signal-with-start of a bare workflow"},
+			&cli.IntFlag{Name: "concurrency", Value: 32, Usage: "with --lifecycle: concurrent clients"},
 			&cli.IntFlag{Name: "payments", Value: 1_000_000},
 			&cli.IntFlag{Name: "payment-orders", Value: 500_000},
 			&cli.Int64Flag{Name: "rss-file-bytes", Usage: "instead: import one orders file of about this size and report peak RSS"},
@@ -32,6 +34,16 @@ func benchCommand() *cli.Command {
 					return err
 				}
 				defer os.RemoveAll(dir)
+			}
+			if c.Bool("lifecycle") {
+				orders := 2000
+				if c.IsSet("orders") {
+					orders = c.Int("orders")
+				}
+				return bench.RunLifecycle(c.Context, bench.LifecycleOptions{
+					ServerDSN: dbtest.ServerDSN(), Dir: dir, Orders: orders, Concurrency: c.Int("concurrency"),
+					Out: os.Stdout, Logger: logger(cfg),
+				})
 			}
 			return bench.Run(c.Context, bench.Options{
 				ServerDSN: dbtest.ServerDSN(), Dir: dir,

@@ -286,10 +286,9 @@ func (s *Server) gatewayCallback(w http.ResponseWriter, r *http.Request) {
 // attempt arrived meanwhile it returns its order so the result is applied
 // now instead.
 func (s *Server) queueEarlyResult(r *http.Request, gateway string, res webhook.Result) (string, error) {
-	var amount *int64
-	_, err := s.DB.ExecContext(r.Context(), `INSERT IGNORE INTO gateway_inbox (payment_id, gateway, status, amount,
-		gateway_ref, failure_reason, received_at) VALUES (?, ?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), ?)`,
-		res.PaymentID, gateway, res.Status, amount, res.GatewayRef, res.FailureReason, time.Now().UTC())
+	_, err := s.DB.ExecContext(r.Context(), `INSERT IGNORE INTO gateway_inbox (payment_id, gateway, status, amount_text,
+		gateway_ref, failure_reason, received_at) VALUES (?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?)`,
+		res.PaymentID, gateway, res.Status, res.Amount, res.GatewayRef, res.FailureReason, time.Now().UTC())
 	if err != nil {
 		return "", err
 	}

@@ -6,11 +6,14 @@ package lifecycle
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/payments/activities"
 	"github.com/acme/payments/internal/ledger"
@@ -37,6 +40,27 @@ func (l *Lifecycle) GatewayResult(ctx context.Context, orderID, gateway string, 
 }
 
 func (l *Lifecycle) update(ctx context.Context, orderID, name string, arg any) (ledger.Result, error) {
+	for try := 1; ; try++ {
+		r, err := l.updateOnce(ctx, orderID, name, arg)
+		if err == nil || try == 5 || !closedUnderUpdate(err) {
+			return r, err
+		}
+	}
+}
+
+// closedUnderUpdate reports whether an update failed only because the run
+// it reached completed (or continued as new) before the update finished;
+// sent again it reaches a new run, and every update is idempotent.
+func closedUnderUpdate(err error) bool {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) && app.Type() == "AcceptedUpdateCompletedWorkflow" {
+		return true
+	}
+	var nf *serviceerror.NotFound
+	return errors.As(err, &nf)
+}
+
+func (l *Lifecycle) updateOnce(ctx context.Context, orderID, name string, arg any) (ledger.Result, error) {
 	start := l.Temporal.NewWithStartWorkflowOperation(client.StartWorkflowOptions{
 		ID:                       workflows.OrderPaymentWorkflowID(orderID),
 		TaskQueue:                workflows.TaskQueue,
