@@ -95,7 +95,7 @@ func OrderPayment(ctx workflow.Context, in OrderPaymentInput) (OrderPaymentState
 		}
 		defer mu.Unlock()
 		var r activities.AttemptResult
-		if err := workflow.ExecuteActivity(withActivityOptions(ctx), fn, arg).Get(ctx, &r); err != nil {
+		if err := workflow.ExecuteLocalActivity(withActivityOptions(ctx), fn, arg).Get(ctx, &r); err != nil {
 			return r, err
 		}
 		apply(r)
@@ -195,8 +195,10 @@ func OrderPayment(ctx workflow.Context, in OrderPaymentInput) (OrderPaymentState
 	return *st, nil
 }
 
+// Ledger steps are short database calls: local activities run them in the
+// worker that holds the workflow, without a round trip through a task queue.
 func withActivityOptions(ctx workflow.Context) workflow.Context {
-	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	return workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: 200 * time.Millisecond, BackoffCoefficient: 2, MaximumInterval: 30 * time.Second},
 	})
