@@ -86,27 +86,28 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 		}
 		res.RowsRead++
 		where := records.Record{Line: rec.Line, Number: rec.Number}
+		reject := func(code, msg string) {
+			rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: code, Message: msg})
+		}
 		if rec.Err != nil {
-			rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: ledger.CodeMalformed, Message: rec.Err.Error()})
+			reject(ledger.CodeMalformed, rec.Err.Error())
 			continue
 		}
 		switch spec.Kind {
 		case records.KindOrders:
-			o, fe := ParseOrder(rec.Values)
-			if fe != nil {
-				rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: fe.Code, Message: fe.Message})
-				continue
+			if o, fe := ParseOrder(rec.Values); fe != nil {
+				reject(fe.Code, fe.Message)
+			} else {
+				newOrders = append(newOrders, o)
+				orderRecs = append(orderRecs, where)
 			}
-			newOrders = append(newOrders, o)
-			orderRecs = append(orderRecs, where)
 		case records.KindPayments:
-			p, fe := ParsePayment(rec.Values)
-			if fe != nil {
-				rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: fe.Code, Message: fe.Message})
-				continue
+			if p, fe := ParsePayment(rec.Values); fe != nil {
+				reject(fe.Code, fe.Message)
+			} else {
+				payments = append(payments, p)
+				paymentRecs = append(paymentRecs, where)
 			}
-			payments = append(payments, p)
-			paymentRecs = append(paymentRecs, where)
 		default:
 			return res, fmt.Errorf("import %s: unknown type %q", spec.ImportID, spec.Kind)
 		}
