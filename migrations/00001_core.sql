@@ -8,7 +8,8 @@ CREATE TABLE orders (
   order_id            VARCHAR(64)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   order_amount        BIGINT       NOT NULL,
   currency            CHAR(3)      CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-  order_status        VARCHAR(16)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL DEFAULT 'PENDING',
+  -- ENUMs are fixed width, so a status change updates the row in place.
+  order_status        ENUM('PENDING', 'COMPLETED') NOT NULL DEFAULT 'PENDING',
   paid_amount         BIGINT       NOT NULL DEFAULT 0,
   customer_email      VARBINARY(512) NULL,
   customer_phone      VARBINARY(256) NULL,
@@ -19,7 +20,7 @@ CREATE TABLE orders (
   KEY idx_orders_email_bidx (customer_email_bidx),
   CONSTRAINT chk_orders_amount CHECK (order_amount > 0),
   CONSTRAINT chk_orders_paid CHECK (paid_amount >= 0),
-  CONSTRAINT chk_orders_status CHECK (order_status IN ('PENDING', 'COMPLETED'))
+  CONSTRAINT chk_orders_status_set CHECK (order_status <> '')
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 
 CREATE TABLE payments (
@@ -27,7 +28,7 @@ CREATE TABLE payments (
   order_id        VARCHAR(64)  CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL,
   payment_amount  BIGINT       NOT NULL,
   currency        CHAR(3)      CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
-  payment_status  VARCHAR(16)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
+  payment_status  ENUM('PENDING', 'SUCCESS', 'FAILED') NOT NULL,
   payment_method  VARCHAR(16)  CHARACTER SET ascii COLLATE ascii_bin NOT NULL,
   payment_details VARBINARY(512) NULL,
   gateway_ref     VARCHAR(128) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL,
@@ -39,7 +40,7 @@ CREATE TABLE payments (
   KEY idx_payments_order_status (order_id, payment_status),
   CONSTRAINT fk_payments_order FOREIGN KEY (order_id) REFERENCES orders (order_id),
   CONSTRAINT chk_payments_amount CHECK (payment_amount > 0),
-  CONSTRAINT chk_payments_status CHECK (payment_status IN ('PENDING', 'SUCCESS', 'FAILED')),
+  CONSTRAINT chk_payments_status_set CHECK (payment_status <> ''),
   CONSTRAINT chk_payments_method CHECK (payment_method IN ('CARD', 'UPI', 'NETBANKING', 'WALLET', 'BANK_TRANSFER', 'CASH', 'VOUCHER'))
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin;
 

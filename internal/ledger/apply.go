@@ -47,9 +47,11 @@ var bulkMinRows = 200
 var bulkLoads, bulkRedecided atomic.Int64
 
 // maxBulkAttempts bounds how often a batch is re-decided after LOAD DATA
-// skipped rows (see writePayments); the last attempt writes with INSERT,
-// which reports a lost race as a retryable duplicate-key error.
-const maxBulkAttempts = 3
+// skipped rows (see writePayments and apply: the first attempt of a large
+// batch looks up only some gateway refs, so it may need one more); the last
+// attempt writes with INSERT, which reports a lost race as a retryable
+// duplicate-key error.
+const maxBulkAttempts = 4
 
 // entry is one validated payment to decide.
 type entry struct {
@@ -147,8 +149,11 @@ func (l *Ledger) apply(ctx context.Context, tx *sqlx.Tx, src Source, ref string,
 	for attempt := 1; ; attempt++ {
 		if attempt > 1 {
 			// LOAD DATA skipped rows: another transaction stored some of
-			// our payment ids or gateway refs after we read them. Its rows
-			// are committed now; decide the whole batch again against them.
+			// our payment ids or gateway refs after we read them, or the
+			// first attempt left a taken gateway ref unread. Those rows
+			// are committed now; decide the whole batch again against
+			// them. (Or the first attempt, reading only some refs, found
+			// too few inserts for LOAD DATA; see below.)
 			b.reset()
 			for i := range entries {
 				*entries[i].res = initial[i]
@@ -157,13 +162,33 @@ func (l *Ledger) apply(ctx context.Context, tx *sqlx.Tx, src Source, ref string,
 		if err := b.loadPayments(ctx, tx, paymentIDs); err != nil {
 			return err
 		}
-		if err := b.loadGatewayRefs(ctx, tx, gatewayRefs); err != nil {
+		// A large batch of mostly new payments is written with LOAD DATA,
+		// which checks the unique keys itself and reports what it skipped.
+		// So its first attempt looks up only the gateway refs given with
+		// stored payments (a settlement's new ref must be judged before
+		// the UPDATE, which would fail on a taken one): a new payment
+		// whose ref is taken makes the LOAD skip it, and the next attempt
+		// looks up every ref. When the load stores every row, no ref left
+		// unread was taken, and the decisions are those a full look-up
+		// would have given.
+		refs := gatewayRefs
+		partial := attempt == 1 && len(paymentIDs)-len(b.rows) >= bulkMinRows
+		if partial {
+			refs = b.refsOfStored(entries)
+		}
+		if err := b.loadGatewayRefs(ctx, tx, refs); err != nil {
 			return err
 		}
 		for i := range entries {
 			if err := b.decide(&entries[i]); err != nil {
 				return err
 			}
+		}
+		if partial && len(b.inserts) < bulkMinRows && len(refs) < len(gatewayRefs) {
+			// Too few inserts for LOAD DATA after all, and an INSERT
+			// fails on a taken ref instead of skipping it: decide again
+			// with every ref looked up.
+			continue
 		}
 		done, err := b.writePayments(ctx, tx, attempt < maxBulkAttempts)
 		if err != nil {
@@ -223,6 +248,10 @@ func (b *batch) lockOrders(ctx context.Context, tx *sqlx.Tx, ids []string) error
 // order_id never changes), and one inserted concurrently is caught by the
 // primary key when we write.
 func (b *batch) loadPayments(ctx context.Context, tx *sqlx.Tx, ids []string) error {
+	ids, err := storedCandidates(ctx, tx, ids)
+	if err != nil {
+		return fmt.Errorf("load payments: %w", err)
+	}
 	return inChunks(ids, inBatch, func(chunk []string) error {
 		q := "SELECT payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, " +
 			"gateway_ref, failure_reason FROM payments WHERE payment_id IN (" +
@@ -252,13 +281,101 @@ func (b *batch) loadPayments(ctx context.Context, tx *sqlx.Tx, ids []string) err
 	})
 }
 
+// refsOfStored returns, sorted, the gateway refs that entries give with
+// payment ids already stored (loaded into b.rows).
+func (b *batch) refsOfStored(entries []entry) []string {
+	var refs []string
+	for i := range entries {
+		p := &entries[i].p
+		if p.GatewayRef == "" {
+			continue
+		}
+		if _, stored := b.rows[p.PaymentID]; stored {
+			refs = append(refs, p.GatewayRef)
+		}
+	}
+	return sortedUnique(refs)
+}
+
+// Probing for stored payment ids: runs of probeRun consecutive ids (in
+// sorted order), up to probeRuns runs per statement.
+const (
+	probeMinIDs = 64
+	probeRun    = 100
+	probeRuns   = 250
+)
+
+// storedCandidates returns the ids (sorted, unique, valid) that may belong
+// to stored payments, dropping runs of consecutive ids with no payment_id
+// at all between the run's first and last: one statement probes a few
+// hundred runs, each a primary-key range read of at most one row. A fresh
+// import's ids are mostly new and often consecutive, so its reads of
+// payments by id mostly disappear.
+//
+// Exact: valid ids hold no character below the space and never end in one
+// (checkToken), so Go's byte order is utf8mb4_bin's (PAD SPACE) order and
+// every id of a run lies within [first, last] for the server, too; a stored
+// id equal to one of ours is found by the range. Like the reads it saves,
+// the probe is a plain read of committed rows (see loadPayments).
+func storedCandidates(ctx context.Context, tx *sqlx.Tx, ids []string) ([]string, error) {
+	if len(ids) < probeMinIDs {
+		return ids, nil
+	}
+	type run struct{ lo, hi int }
+	var runs []run
+	for lo := 0; lo < len(ids); lo += probeRun {
+		runs = append(runs, run{lo, min(lo+probeRun, len(ids))})
+	}
+	var keep []string
+	err := inChunks(runs, probeRuns, func(chunk []run) error {
+		var q strings.Builder
+		args := make([]any, 0, 2*len(chunk))
+		for i, r := range chunk {
+			if i > 0 {
+				q.WriteString(" UNION ALL ")
+			}
+			fmt.Fprintf(&q, "(SELECT %d FROM payments FORCE INDEX (PRIMARY) WHERE payment_id BETWEEN ? AND ? LIMIT 1)", i)
+			args = append(args, ids[r.lo], ids[r.hi-1])
+		}
+		rows, err := tx.QueryContext(ctx, q.String(), args...)
+		if err != nil {
+			return fmt.Errorf("probe payment ids: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var i int
+			if err := rows.Scan(&i); err != nil {
+				return fmt.Errorf("probe payment ids: %w", err)
+			}
+			if i < 0 || i >= len(chunk) {
+				return fmt.Errorf("probe payment ids: unexpected run %d", i)
+			}
+			keep = append(keep, ids[chunk[i].lo:chunk[i].hi]...)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Runs come back in any order; the reads and locks need none, but
+	// sorted keeps their IN lists ranges.
+	slices.Sort(keep)
+	return keep, nil
+}
+
 // loadGatewayRefs finds which payments already hold the batch's gateway
 // refs, so a reused ref becomes one rejected row instead of a duplicate-key
 // error that would abort the batch. Like loadPayments it is a plain read; a
 // ref claimed concurrently by a payment of another order is caught by the
 // unique key when we write.
 func (b *batch) loadGatewayRefs(ctx context.Context, tx *sqlx.Tx, refs []string) error {
-	refs = slices.DeleteFunc(refs, func(r string) bool { _, known := b.refs[r]; return known })
+	unknown := make([]string, 0, len(refs))
+	for _, r := range refs {
+		if _, known := b.refs[r]; !known {
+			unknown = append(unknown, r)
+		}
+	}
+	refs = unknown
 	return inChunks(refs, inBatch, func(chunk []string) error {
 		q := "SELECT gateway_ref, payment_id FROM payments WHERE gateway_ref IN (" +
 			placeholders(len(chunk)) + ")"
@@ -651,72 +768,76 @@ func clipNote(note string) string {
 	return note
 }
 
-// reevaluateOrders recomputes paid_amount and order_status of every order
-// whose payments changed, from the SUCCESS payments themselves rather than
-// by increments, so the stored value is exact by construction. The orders
-// are locked, so no other transaction can change their payments meanwhile,
-// and a plain read at READ COMMITTED sees all their committed payments
-// plus ours: no locks are needed (a locking read here is what used to
-// deadlock, see inBatch). Per chunk of orders: one SELECT of the sums and
-// one UPDATE of the orders whose figures changed.
+// orderUpdate is an order's new figures.
+type orderUpdate struct {
+	id     string
+	paid   int64
+	status OrderStatus
+}
+
+// reevaluateOrders brings paid_amount and order_status of every order whose
+// payments changed up to date, by increments rather than by summing the
+// order's payments again. lockOrders read each order's paid_amount under
+// this transaction's X lock, and a payment is only ever written by a
+// transaction holding its order's lock, so that figure is the sum of the
+// order's SUCCESS payments before this batch; the new sum adds what became
+// SUCCESS here: new SUCCESS payments and PENDING → SUCCESS settlements
+// (nothing ever leaves SUCCESS). Only orders whose figures changed are
+// written: a few hundred with CASE UPDATEs, more through a temporary table
+// (writeOrdersBulk).
 func (b *batch) reevaluateOrders(ctx context.Context, tx *sqlx.Tx) error {
-	var ids []string
-	for id, o := range b.orders {
-		if o.touched {
-			ids = append(ids, id)
+	gained := map[string]int64{}
+	for _, r := range b.rows {
+		// A loaded row is dirty only after PENDING → SUCCESS / FAILED, and
+		// a new row counts with its status as the batch left it.
+		if r.status == StatusSuccess && (r.isNew || r.dirty) {
+			sum, ok := addAmount(gained[r.orderID], r.amount)
+			if !ok {
+				return fmt.Errorf("update orders: paid amount of order %s overflows", r.orderID)
+			}
+			gained[r.orderID] = sum
 		}
 	}
-	slices.Sort(ids)
-	sums := make(map[string]int64, min(len(ids), inBatch))
-	return inChunks(ids, inBatch, func(chunk []string) error {
-		clear(sums)
-		q := "SELECT order_id, SUM(payment_amount) FROM payments WHERE order_id IN (" + placeholders(len(chunk)) +
-			") AND payment_status = 'SUCCESS' GROUP BY order_id"
-		rows, err := tx.QueryContext(ctx, q, anySlice(chunk)...)
-		if err != nil {
-			return fmt.Errorf("sum payments: %w", err)
+	var updates []orderUpdate
+	for id, o := range b.orders {
+		if !o.touched {
+			continue
 		}
-		for rows.Next() {
-			var id string
-			var sum int64
-			if err := rows.Scan(&id, &sum); err != nil {
-				rows.Close()
-				return fmt.Errorf("sum payments: %w", err)
-			}
-			sums[id] = sum
+		newPaid, ok := addAmount(o.paid, gained[id])
+		if !ok {
+			return fmt.Errorf("update orders: paid amount of order %s overflows", id)
 		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return fmt.Errorf("sum payments: %w", err)
+		newStatus := OrderPending
+		if newPaid >= o.amount {
+			newStatus = OrderCompleted
 		}
-
+		if newPaid == o.paid && newStatus == o.status {
+			continue
+		}
+		o.paid, o.status = newPaid, newStatus
+		updates = append(updates, orderUpdate{id: id, paid: newPaid, status: newStatus})
+	}
+	slices.SortFunc(updates, func(x, y orderUpdate) int { return strings.Compare(x.id, y.id) })
+	if len(updates) >= bulkMinRows {
+		return b.writeOrdersBulk(ctx, tx, updates)
+	}
+	return inChunks(updates, inBatch, func(chunk []orderUpdate) error {
 		var paid, status, in strings.Builder
-		var pArgs, sArgs, inArgs []any
-		for _, id := range chunk {
-			o := b.orders[id]
-			newPaid := sums[id]
-			newStatus := OrderPending
-			if newPaid >= o.amount {
-				newStatus = OrderCompleted
-			}
-			if newPaid == o.paid && newStatus == o.status {
-				continue
-			}
-			o.paid, o.status = newPaid, newStatus
+		pArgs := make([]any, 0, 2*len(chunk))
+		sArgs := make([]any, 0, 2*len(chunk))
+		inArgs := make([]any, 0, len(chunk))
+		for i, u := range chunk {
 			paid.WriteString(" WHEN ? THEN ?")
 			status.WriteString(" WHEN ? THEN ?")
-			if len(inArgs) > 0 {
+			if i > 0 {
 				in.WriteByte(',')
 			}
 			in.WriteByte('?')
-			pArgs = append(pArgs, id, newPaid)
-			sArgs = append(sArgs, id, string(newStatus))
-			inArgs = append(inArgs, id)
+			pArgs = append(pArgs, u.id, u.paid)
+			sArgs = append(sArgs, u.id, string(u.status))
+			inArgs = append(inArgs, u.id)
 		}
-		if len(inArgs) == 0 {
-			return nil
-		}
-		q = "UPDATE orders FORCE INDEX (PRIMARY) SET paid_amount = CASE order_id" + paid.String() + " END" +
+		q := "UPDATE orders FORCE INDEX (PRIMARY) SET paid_amount = CASE order_id" + paid.String() + " END" +
 			", order_status = CASE order_id" + status.String() + " END" +
 			", updated_at = ? WHERE order_id IN (" + in.String() + ")"
 		if _, err := tx.ExecContext(ctx, q, slices.Concat(pArgs, sArgs, []any{b.now}, inArgs)...); err != nil {
@@ -724,6 +845,73 @@ func (b *batch) reevaluateOrders(ctx context.Context, tx *sqlx.Tx) error {
 		}
 		return nil
 	})
+}
+
+// orderFigures is the session temporary table writeOrdersBulk stages the
+// new figures in. It lives on the transaction's connection only; CREATE and
+// DROP TEMPORARY TABLE do not end the transaction.
+const orderFigures = "ledger_order_figures"
+
+// writeOrdersBulk writes many orders' new figures with one LOAD DATA into a
+// temporary table and one UPDATE joining it to orders: a CASE UPDATE
+// compares each row's id with every WHEN of its statement, which for an
+// import chunk cost more than the row updates themselves. The join is
+// pinned (STRAIGHT_JOIN from the staged rows, eq_ref on the orders' primary
+// key), so it reads and writes exactly the orders listed, which this
+// transaction has locked already: it never waits and locks nothing else
+// (a temporary table takes no row locks). The table is InnoDB, not MEMORY,
+// so it has no max_heap_table_size limit.
+func (b *batch) writeOrdersBulk(ctx context.Context, tx *sqlx.Tx, updates []orderUpdate) error {
+	for _, q := range []string{
+		// Left over on this connection if an earlier call failed midway.
+		"DROP TEMPORARY TABLE IF EXISTS " + orderFigures,
+		"CREATE TEMPORARY TABLE " + orderFigures + " (" +
+			"order_id VARCHAR(64) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NOT NULL, " +
+			"paid_amount BIGINT NOT NULL, " +
+			"order_status VARCHAR(16) CHARACTER SET ascii COLLATE ascii_bin NOT NULL, " +
+			"PRIMARY KEY (order_id)) ENGINE=InnoDB",
+	} {
+		if _, err := tx.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("update orders: stage figures: %w", err)
+		}
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(updates) * 40)
+	for _, u := range updates {
+		loaddata.Field(&buf, []byte(u.id), '\t')
+		buf.WriteString(strconv.FormatInt(u.paid, 10))
+		buf.WriteByte('\t')
+		loaddata.Field(&buf, []byte(u.status), '\n')
+	}
+	n, warnings, err := loadDataCounted(ctx, tx, buf.Bytes(), orderFigures, "(order_id, paid_amount, order_status)")
+	if err != nil {
+		return fmt.Errorf("update orders: stage figures: %w", err)
+	}
+	if n != int64(len(updates)) || warnings > 0 {
+		return fmt.Errorf("update orders: staged %d of %d rows with %d warnings", n, len(updates), warnings)
+	}
+	res, err := tx.ExecContext(ctx, "UPDATE "+orderFigures+" f STRAIGHT_JOIN orders o FORCE INDEX (PRIMARY) ON o.order_id = f.order_id "+
+		"SET o.paid_amount = f.paid_amount, o.order_status = f.order_status, o.updated_at = ?", b.now)
+	if err != nil {
+		return fmt.Errorf("update orders: %w", err)
+	}
+	// Every staged order exists and changes (its figures differ from the
+	// locked row's): anything else is a bug, not a state to commit.
+	if changed, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("update orders: %w", err)
+	} else if changed != int64(len(updates)) {
+		return fmt.Errorf("update orders: updated %d of %d orders", changed, len(updates))
+	}
+	if _, err := tx.ExecContext(ctx, "DROP TEMPORARY TABLE "+orderFigures); err != nil {
+		return fmt.Errorf("update orders: %w", err)
+	}
+	return nil
+}
+
+// addAmount adds two non-negative amounts, reporting overflow.
+func addAmount(a, b int64) (int64, bool) {
+	s := a + b
+	return s, s >= a
 }
 
 // loadDataCounted is loaddata.Load, counted for tests.

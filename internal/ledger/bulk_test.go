@@ -507,37 +507,84 @@ func TestBulkConcurrentChunks(t *testing.T) {
 				}
 			}
 
-			start := make(chan struct{})
-			var wg sync.WaitGroup
-			for w := range nWorkers {
-				wg.Go(func() {
-					<-start
-					tx, err := db.BeginTxx(ctx, ledger.TxOptions())
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					defer tx.Rollback()
-					res, err := l.RecordTx(ctx, tx, ledger.SourceImport, fmt.Sprintf("import/c#%d", w), batches[w])
-					if err != nil {
-						t.Errorf("worker %d: RecordTx: %v", w, err)
-						return
-					}
-					for i, r := range res {
-						if r.Outcome != ledger.Inserted {
-							t.Errorf("worker %d entry %d: %v %s %s", w, i, r.Outcome, r.Code, r.Message)
+			// Every worker records its batch in one READ COMMITTED transaction
+			// that is not retried; every entry must get outcome want.
+			runChunks := func(phase string, batches [][]ledger.Payment, want func(ledger.Payment) ledger.Outcome) {
+				t.Helper()
+				start := make(chan struct{})
+				var wg sync.WaitGroup
+				for w := range nWorkers {
+					wg.Go(func() {
+						<-start
+						tx, err := db.BeginTxx(ctx, ledger.TxOptions())
+						if err != nil {
+							t.Error(err)
 							return
 						}
-					}
-					if err := tx.Commit(); err != nil {
-						t.Errorf("worker %d: commit: %v", w, err)
-					}
-				})
+						defer tx.Rollback()
+						res, err := l.RecordTx(ctx, tx, ledger.SourceImport, fmt.Sprintf("import/c#%d", w), batches[w])
+						if err != nil {
+							t.Errorf("%s worker %d: RecordTx: %v", phase, w, err)
+							return
+						}
+						for i, r := range res {
+							if r.Outcome != want(batches[w][i]) {
+								t.Errorf("%s worker %d entry %d: %v %s %s", phase, w, i, r.Outcome, r.Code, r.Message)
+								return
+							}
+						}
+						if err := tx.Commit(); err != nil {
+							t.Errorf("%s worker %d: commit: %v", phase, w, err)
+						}
+					})
+				}
+				t0 := time.Now()
+				close(start)
+				wg.Wait()
+				t.Logf("%s: %d batches of about %d payments over %d orders in %v", phase, nWorkers, len(batches[0]), layout.nOrders, time.Since(t0))
 			}
-			t0 := time.Now()
-			close(start)
-			wg.Wait()
-			t.Logf("%d x %d payments over %d orders in %v", nWorkers, perWorker, layout.nOrders, time.Since(t0))
+			// checkOrders compares every order with the expected sums and,
+			// independently, with the SUCCESS payments as stored: paid_amount
+			// is maintained by increments, and must stay their exact sum.
+			checkOrders := func(phase string) {
+				t.Helper()
+				var orders []struct {
+					ID     string `db:"order_id"`
+					Amount int64  `db:"order_amount"`
+					Paid   int64  `db:"paid_amount"`
+					Status string `db:"order_status"`
+					Sum    int64
+				}
+				if err := db.Select(&orders, "SELECT order_id, order_amount, paid_amount, order_status FROM orders"); err != nil {
+					t.Fatal(err)
+				}
+				var sums []struct {
+					ID  string `db:"order_id"`
+					Sum int64  `db:"success_sum"`
+				}
+				if err := db.Select(&sums, `SELECT order_id, SUM(payment_amount) AS success_sum FROM payments
+					WHERE payment_status = 'SUCCESS' GROUP BY order_id`); err != nil {
+					t.Fatal(err)
+				}
+				sumOf := map[string]int64{}
+				for _, s := range sums {
+					sumOf[s.ID] = s.Sum
+				}
+				for i := range orders {
+					orders[i].Sum = sumOf[orders[i].ID]
+				}
+				for _, o := range orders {
+					status := ledger.OrderPending
+					if paid[o.ID] >= o.Amount {
+						status = ledger.OrderCompleted
+					}
+					if o.Paid != paid[o.ID] || o.Sum != paid[o.ID] || ledger.OrderStatus(o.Status) != status {
+						t.Errorf("%s: order %s: paid %d %s, SUCCESS payments sum to %d; want %d %s", phase, o.ID, o.Paid, o.Status, o.Sum, paid[o.ID], status)
+					}
+				}
+			}
+
+			runChunks("insert", batches, func(ledger.Payment) ledger.Outcome { return ledger.Inserted })
 
 			var n struct {
 				Payments int `db:"payments"`
@@ -549,24 +596,43 @@ func TestBulkConcurrentChunks(t *testing.T) {
 			if want := stored + nWorkers*perWorker; n.Payments != want || n.Events != want {
 				t.Errorf("%d payments and %d events, want %d each", n.Payments, n.Events, want)
 			}
-			var orders []struct {
-				ID     string `db:"order_id"`
-				Amount int64  `db:"order_amount"`
-				Paid   int64  `db:"paid_amount"`
-				Status string `db:"order_status"`
-			}
-			if err := db.Select(&orders, "SELECT order_id, order_amount, paid_amount, order_status FROM orders"); err != nil {
-				t.Fatal(err)
-			}
-			for _, o := range orders {
-				status := ledger.OrderPending
-				if paid[o.ID] >= o.Amount {
-					status = ledger.OrderCompleted
+			checkOrders("insert")
+
+			// Then the same layout settles: each worker settles its PENDING
+			// payments (to SUCCESS or FAILED), repeats some final ones and
+			// records new payments, all in one batch again.
+			settles := make([][]ledger.Payment, nWorkers)
+			want := map[string]ledger.Outcome{}
+			for w := range nWorkers {
+				for j, p := range batches[w] {
+					switch {
+					case p.Status == ledger.StatusPending:
+						p.Status = []ledger.Status{ledger.StatusSuccess, ledger.StatusFailed}[rng.IntN(2)]
+						if p.Status == ledger.StatusSuccess {
+							paid[p.OrderID] += p.Amount
+						}
+						want[p.PaymentID] = ledger.Settled
+					case j%4 == 0:
+						want[p.PaymentID] = ledger.Unchanged
+					default:
+						continue
+					}
+					settles[w] = append(settles[w], p)
 				}
-				if o.Paid != paid[o.ID] || ledger.OrderStatus(o.Status) != status {
-					t.Errorf("order %s: paid %d %s, want %d %s", o.ID, o.Paid, o.Status, paid[o.ID], status)
+				for j := range perWorker / 4 {
+					i := w*perWorker + j
+					p := pay(fmt.Sprintf("CQ%06d", i), orderID(i*7), 100+rng.Int64N(900),
+						[]ledger.Status{ledger.StatusSuccess, ledger.StatusPending}[rng.IntN(2)])
+					if p.Status == ledger.StatusSuccess {
+						paid[p.OrderID] += p.Amount
+					}
+					want[p.PaymentID] = ledger.Inserted
+					settles[w] = append(settles[w], p)
 				}
+				rng.Shuffle(len(settles[w]), func(i, j int) { settles[w][i], settles[w][j] = settles[w][j], settles[w][i] })
 			}
+			runChunks("settle", settles, func(p ledger.Payment) ledger.Outcome { return want[p.PaymentID] })
+			checkOrders("settle")
 		})
 	}
 }
@@ -767,4 +833,156 @@ func TestBulkNeverWaitsForOtherOrders(t *testing.T) {
 	}
 	checkOrder(t, l, "WO00000", 410, ledger.OrderPending)
 	checkOrder(t, l, "OTHER", 50, ledger.OrderPending)
+}
+
+// TestBulkFindsStoredPayments: a large batch of mostly new payments skips
+// reading payments by id where a probe finds none stored, and looks up only
+// the gateway refs of stored payments before its LOAD DATA. Neither may
+// miss anything: repeats of stored payments scattered among new ids (at
+// run edges and in between, with ids whose characters sort differently in
+// other collations) are found, a settlement claiming a ref held by a
+// payment outside the batch and a new payment reusing such a ref are
+// rejected, and paid_amount stays the sum of the SUCCESS payments.
+func TestBulkFindsStoredPayments(t *testing.T) {
+	l, db := newLedger(t)
+	ctx := context.Background()
+	insertOrder(t, db, "O1", 1_000_000_000, "USD")
+	insertOrder(t, db, "O2", 1_000_000_000, "USD")
+	odd := []string{"R", "R 1", "R!1", "R1", "R~1", "R\u00a01", "Rü1", "R😀1", "R😀1 x"}
+	var newOdd []string
+	for _, id := range odd {
+		newOdd = append(newOdd, id+"0", id+" 2", id+"~")
+	}
+	var ids []string
+	stored := map[int]bool{}
+	for i := range 1500 {
+		ids = append(ids, fmt.Sprintf("Q%05d", i))
+		if i%37 == 0 || i%100 == 0 || i%100 == 99 || i%100 == 50 || i == 1499 {
+			stored[i] = true
+		}
+	}
+	var first []ledger.Payment
+	for i, id := range ids {
+		if stored[i] {
+			first = append(first, pay(id, "O1", 10+int64(i), []ledger.Status{ledger.StatusPending, ledger.StatusSuccess}[i%2]))
+		}
+	}
+	for _, id := range odd {
+		first = append(first, pay(id, "O1", 7, ledger.StatusPending))
+	}
+	first = append(first,
+		with(pay("H1", "O2", 5, ledger.StatusSuccess), func(p *ledger.Payment) { p.GatewayRef = "HELD-1" }),
+		with(pay("H2", "O2", 5, ledger.StatusSuccess), func(p *ledger.Payment) { p.GatewayRef = "HELD-2" }),
+		pay("ELSEWHERE", "O2", 5, ledger.StatusPending),
+	)
+	if _, err := l.Record(ctx, ledger.SourceImport, "first", first); err != nil {
+		t.Fatal(err)
+	}
+
+	var batch []ledger.Payment
+	var want []ledger.Outcome
+	add := func(p ledger.Payment, o ledger.Outcome) {
+		batch = append(batch, p)
+		want = append(want, o)
+	}
+	for i, id := range ids {
+		p := pay(id, "O1", 10+int64(i), []ledger.Status{ledger.StatusPending, ledger.StatusSuccess}[i%2])
+		switch {
+		case !stored[i]:
+			p.Amount = 1000 + int64(i)
+			p.GatewayRef = "GQ-" + id
+			add(p, ledger.Inserted)
+		case i%2 == 0 && i%3 == 0: // PENDING, settles
+			p.Status, p.GatewayRef = ledger.StatusSuccess, "SQ-"+id
+			add(p, ledger.Settled)
+		default:
+			add(p, ledger.Unchanged)
+		}
+	}
+	for _, id := range odd {
+		add(with(pay(id, "O1", 7, ledger.StatusSuccess), func(p *ledger.Payment) { p.GatewayRef = "SR-" + id }), ledger.Settled)
+	}
+	for _, id := range newOdd {
+		add(pay(id, "O1", 3, ledger.StatusSuccess), ledger.Inserted)
+	}
+	heldSettle := with(pay("R 1", "O1", 7, ledger.StatusSuccess), func(p *ledger.Payment) { p.GatewayRef = "HELD-1" })
+	batch[slices.IndexFunc(batch, func(p ledger.Payment) bool { return p.PaymentID == "R 1" })] = heldSettle
+	want[slices.IndexFunc(batch, func(p ledger.Payment) bool { return p.PaymentID == "R 1" })] = ledger.Rejected
+	add(pay("ELSEWHERE", "O1", 5, ledger.StatusPending), ledger.Rejected)
+	rng := rand.New(rand.NewPCG(5, 6))
+	perm := rng.Perm(len(batch))
+	shuffled, shuffledWant := make([]ledger.Payment, len(batch)), make([]ledger.Outcome, len(batch))
+	for i, j := range perm {
+		shuffled[i], shuffledWant[i] = batch[j], want[j]
+	}
+
+	res, err := l.Record(ctx, ledger.SourceImport, "second", shuffled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if r.Outcome != shuffledWant[i] || (r.Outcome == ledger.Rejected && r.Code != ledger.CodeDuplicateConflict) {
+			t.Errorf("%q: %v %s %s, want %v", r.PaymentID, r.Outcome, r.Code, r.Message, shuffledWant[i])
+		}
+	}
+
+	// New payments only, one reusing a ref held outside the batch: the
+	// LOAD skips it, and the batch is decided again with every ref.
+	var third []ledger.Payment
+	for i := range 300 {
+		third = append(third, with(pay(fmt.Sprintf("T%04d", i), "O1", 4, ledger.StatusSuccess), func(p *ledger.Payment) { p.GatewayRef = fmt.Sprintf("GT%04d", i) }))
+	}
+	third[123] = with(pay("NEW-HELD", "O1", 9, ledger.StatusSuccess), func(p *ledger.Payment) { p.GatewayRef = "HELD-2" })
+	_, redecided0 := ledger.BulkCounters()
+	res, err = l.Record(ctx, ledger.SourceImport, "third", third)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		if wantO := map[bool]ledger.Outcome{true: ledger.Rejected, false: ledger.Inserted}[i == 123]; r.Outcome != wantO {
+			t.Errorf("%q: %v %s %s, want %v", r.PaymentID, r.Outcome, r.Code, r.Message, wantO)
+		}
+	}
+	if _, redecided := ledger.BulkCounters(); redecided == redecided0 {
+		t.Error("the batch was not decided again after its LOAD skipped a row")
+	}
+
+	// Many new ids but few inserts (the rest name no order): the inserts
+	// go in with INSERT, which would fail on a taken ref rather than skip
+	// it, so every ref is looked up first.
+	var fourth []ledger.Payment
+	for i := range 300 {
+		fourth = append(fourth, pay(fmt.Sprintf("U%04d", i), "NO-SUCH-ORDER", 4, ledger.StatusSuccess))
+	}
+	fourth = append(fourth, with(pay("NEW-HELD", "O1", 9, ledger.StatusSuccess), func(p *ledger.Payment) { p.GatewayRef = "HELD-2" }),
+		pay("U-OK", "O1", 9, ledger.StatusSuccess))
+	res, err = l.Record(ctx, ledger.SourceImport, "fourth", fourth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range res {
+		wantO, code := ledger.Rejected, ledger.CodeOrderNotFound
+		switch r.PaymentID {
+		case "NEW-HELD":
+			code = ledger.CodeDuplicateConflict
+		case "U-OK":
+			wantO, code = ledger.Inserted, ""
+		}
+		if r.Outcome != wantO || r.Code != code {
+			t.Errorf("%d %q: %v %s %s, want %v %s", i, r.PaymentID, r.Outcome, r.Code, r.Message, wantO, code)
+		}
+	}
+
+	var bad int
+	if err := db.Get(&bad, `SELECT COUNT(*) FROM orders o WHERE paid_amount <> (SELECT COALESCE(SUM(payment_amount),0) FROM payments p
+		WHERE p.order_id = o.order_id AND payment_status = 'SUCCESS')`); err != nil {
+		t.Fatal(err)
+	}
+	if bad != 0 {
+		t.Errorf("%d orders' paid_amount differs from their SUCCESS payments", bad)
+	}
+	var held string
+	if err := db.Get(&held, "SELECT payment_id FROM payments WHERE gateway_ref = 'HELD-2'"); err != nil || held != "H2" {
+		t.Errorf("HELD-2 is held by %q (%v), want H2", held, err)
+	}
 }

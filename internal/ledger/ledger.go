@@ -14,19 +14,25 @@
 //
 // After that a transaction takes no lock it could wait for. Transactions
 // run at READ COMMITTED (TxOptions), where each plain SELECT sees every
-// committed row plus the transaction's own: the payments of the locked
-// orders are read, and paid_amount recomputed from their SUCCESS rows,
-// with plain reads, which never wait and never lock. Locking reads there
-// would lock every row their plan visits; with a scan (which the optimizer
-// chose for the old SUM over a 1000-id IN list while payments grew during
-// an import) that included other import chunks' uncommitted rows, and those
-// S locks, inherited as gap locks when a row went away, blocked the other
-// chunks' inserts: a deadlock between chunks on different orders. IN lists
-// stay below MariaDB's in_predicate_conversion_threshold, so every
-// statement reads or locks exactly the keys it lists. Inserts then wait
-// only for a duplicate key, and import chunks of one file have distinct
-// payment ids and gateway refs: they serialize on shared orders and
-// otherwise proceed in parallel, without deadlocks.
+// committed row plus the transaction's own: the stored payments of the
+// batch are read with plain reads, which never wait and never lock.
+// Locking reads there would lock every row their plan visits; with a scan
+// (which the optimizer chose for an old SUM over a 1000-id IN list while
+// payments grew during an import) that included other import chunks'
+// uncommitted rows, and those S locks, inherited as gap locks when a row
+// went away, blocked the other chunks' inserts: a deadlock between chunks
+// on different orders. IN lists stay below MariaDB's
+// in_predicate_conversion_threshold, and the statements that lock or write
+// rows pin their plans, so every statement reads or locks exactly the keys
+// it lists. Inserts then wait only for a duplicate key, and import chunks
+// of one file have distinct payment ids and gateway refs: they serialize
+// on shared orders and otherwise proceed in parallel, without deadlocks.
+//
+// paid_amount is maintained by increments: the locking read of an order
+// returns its paid_amount, which (as only lock holders write the order's
+// payments) is the sum of its SUCCESS payments; the transaction adds the
+// amounts that became SUCCESS in the batch and writes the orders whose
+// figures changed, without summing payments again.
 //
 // The remaining races are between transactions on different orders that
 // store the same new payment_id or gateway_ref, which the plain reads
@@ -39,8 +45,12 @@
 //
 // Work per call is a constant number of statements per few hundred rows
 // (batched IN lists, multi-row INSERTs, CASE UPDATEs), and for large
-// batches new payments and their events stream in with one LOAD DATA LOCAL
-// INFILE each, not one statement per payment.
+// batches new payments, their events and the orders' new figures stream in
+// with one LOAD DATA LOCAL INFILE each, not one statement per payment. A
+// large batch also skips reads the unique keys make redundant: payment ids
+// are first probed by primary-key ranges (a fresh import's mostly are not
+// stored), and the gateway refs of new payments are left to LOAD DATA,
+// whose skipped rows make the batch be decided again with every ref read.
 package ledger
 
 import (
