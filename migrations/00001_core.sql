@@ -13,7 +13,7 @@ CREATE TABLE orders (
   paid_amount         BIGINT       NOT NULL DEFAULT 0,
   customer_email      VARBINARY(512) NULL,
   customer_phone      VARBINARY(256) NULL,
-  customer_email_bidx BINARY(32)   NULL,
+  customer_email_bidx BINARY(8)    NULL,
   created_at          DATETIME(6)  NOT NULL,
   updated_at          DATETIME(6)  NOT NULL,
   PRIMARY KEY (order_id),

@@ -87,8 +87,15 @@ func parseBlindIndexKey(b64 string) (*BlindIndex, error) {
 // "email" + 0x00 + the address with surrounding spaces trimmed and lower-cased,
 // so lookups are case-insensitive. It equals Sum("email", normalized).
 func (b *BlindIndex) Email(email string) []byte {
-	return b.Sum("email", strings.ToLower(strings.TrimSpace(email)))
+	return b.Sum("email", strings.ToLower(strings.TrimSpace(email)))[:EmailIndexSize]
 }
+
+// EmailIndexSize is how many bytes of the HMAC an email's index keeps.
+// Eight bytes make look-ups practically collision-free (callers compare the
+// decrypted email anyway), keep the index small enough that bulk loads do
+// not stall on its random inserts, and reveal less than the full digest
+// about which rows share an email.
+const EmailIndexSize = 8
 
 // Sum returns the 32-byte HMAC-SHA256 of column + 0x00 + value, without any
 // normalization. Including the column keeps equal values in different columns
