@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/money"
@@ -28,9 +26,6 @@ const (
 
 const (
 	defaultCurrency = "USD"
-	maxIDLen        = 64
-	maxEmailLen     = 254
-	maxPhoneLen     = 32
 )
 
 // FieldError is why a row was refused: a reason code and a message that
@@ -61,12 +56,9 @@ func ParseOrder(v []string) (orders.NewOrder, *FieldError) {
 		return o, fe
 	}
 	o.CustomerEmail = strings.TrimSpace(v[oEmail])
-	if o.CustomerEmail != "" && (len(o.CustomerEmail) > maxEmailLen || !strings.Contains(o.CustomerEmail, "@") || !utf8.ValidString(o.CustomerEmail)) {
-		return o, bad(ledger.CodeMalformed, "customer_email is not an email address")
-	}
 	o.CustomerPhone = strings.TrimSpace(v[oPhone])
-	if o.CustomerPhone != "" && (len(o.CustomerPhone) > maxPhoneLen || !utf8.ValidString(o.CustomerPhone)) {
-		return o, bad(ledger.CodeMalformed, "customer_phone is longer than %d characters", maxPhoneLen)
+	if msg := orders.CheckContact(o.CustomerEmail, o.CustomerPhone); msg != "" {
+		return o, bad(ledger.CodeMalformed, "%s", msg)
 	}
 	return o, nil
 }
@@ -123,19 +115,11 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 }
 
 func parseID(name, s string) (string, *FieldError) {
-	if s == "" {
+	switch msg := orders.CheckID(s); {
+	case s == "":
 		return "", bad(ledger.CodeMissingField, "%s is empty", name)
-	}
-	if len(s) > maxIDLen {
-		return "", bad(ledger.CodeMalformed, "%s is longer than %d bytes", name, maxIDLen)
-	}
-	if !utf8.ValidString(s) {
-		return "", bad(ledger.CodeMalformed, "%s is not valid UTF-8", name)
-	}
-	for _, r := range s {
-		if unicode.IsSpace(r) || unicode.IsControl(r) {
-			return "", bad(ledger.CodeMalformed, "%s %q holds white space or control characters", name, clip(s))
-		}
+	case msg != "":
+		return "", bad(ledger.CodeMalformed, "%s %s", name, msg)
 	}
 	return s, nil
 }

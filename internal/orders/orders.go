@@ -224,7 +224,7 @@ func normalize(o NewOrder) (NewOrder, error) {
 	invalid := func(format string, args ...any) (NewOrder, error) {
 		return NewOrder{}, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
-	if msg := checkID(o.OrderID); msg != "" {
+	if msg := CheckID(o.OrderID); msg != "" {
 		return invalid("order_id %s", msg)
 	}
 	if o.Currency == "" {
@@ -237,12 +237,9 @@ func normalize(o NewOrder) (NewOrder, error) {
 		return invalid("order_amount must be positive")
 	}
 	o.CustomerEmail = strings.TrimSpace(o.CustomerEmail)
-	if e := o.CustomerEmail; e != "" && (len(e) > maxEmailLen || !strings.Contains(e, "@") || !utf8.ValidString(e)) {
-		return invalid("customer_email is not an email address")
-	}
 	o.CustomerPhone = strings.TrimSpace(o.CustomerPhone)
-	if p := o.CustomerPhone; p != "" && (len(p) > maxPhoneLen || !utf8.ValidString(p)) {
-		return invalid("customer_phone must be valid UTF-8 of at most %d bytes", maxPhoneLen)
+	if msg := CheckContact(o.CustomerEmail, o.CustomerPhone); msg != "" {
+		return invalid("%s", msg)
 	}
 	if !o.CreatedAt.IsZero() {
 		o.CreatedAt = o.CreatedAt.UTC().Truncate(time.Microsecond) // DATETIME(6)
@@ -253,10 +250,24 @@ func normalize(o NewOrder) (NewOrder, error) {
 	return o, nil
 }
 
-// checkID applies the importer's id rules: 1-64 bytes of valid UTF-8
-// without white space or control characters. (White space matters beyond
-// looks: the PAD SPACE collation would make "A1" and "A1 " the same key.)
-func checkID(id string) string {
+// CheckContact checks trimmed customer contact fields (either may be
+// empty) and returns what is wrong, naming the field, or "". The message
+// never echoes the value.
+func CheckContact(email, phone string) string {
+	if email != "" && (len(email) > maxEmailLen || !strings.Contains(email, "@") || !utf8.ValidString(email)) {
+		return "customer_email is not an email address"
+	}
+	if phone != "" && (len(phone) > maxPhoneLen || !utf8.ValidString(phone)) {
+		return fmt.Sprintf("customer_phone must be valid UTF-8 of at most %d bytes", maxPhoneLen)
+	}
+	return ""
+}
+
+// CheckID is the id rule of orders and payments entering through files or
+// the API: 1-64 bytes of valid UTF-8 without white space or control
+// characters. (White space matters beyond looks: the PAD SPACE collation
+// would make "A1" and "A1 " the same key.) It returns what is wrong, or "".
+func CheckID(id string) string {
 	switch {
 	case id == "":
 		return "is empty"
