@@ -16,6 +16,11 @@ const (
 	devKeyID              = "dev1"
 )
 
+// DevKeyFiles names the two files EnsureDevKeys keeps in dir.
+func DevKeyFiles(dir string) (keysFile, blindIndexFile string) {
+	return filepath.Join(dir, devKeysFileName), filepath.Join(dir, devBlindIndexFileName)
+}
+
 // EnsureDevKeys makes sure dir holds a development key file (keys.txt, for
 // PAYMENTS_KEYS_FILE) and blind index key file (blind-index.key), creating
 // dir (mode 0700) and fresh random keys if neither file exists. Only

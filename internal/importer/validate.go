@@ -24,10 +24,6 @@ const (
 	pID, pOrderID, pAmount, pMethod, pStatus, pDetails, pGatewayRef, pCurrency, pCreated, pFailure = 0, 1, 2, 3, 4, 5, 6, 7, 8, 9
 )
 
-const (
-	defaultCurrency = "USD"
-)
-
 // FieldError is why a row was refused: a reason code and a message that
 // names the field but never echoes sensitive values.
 type FieldError struct{ Code, Message string }
@@ -46,7 +42,7 @@ func ParseOrder(v []string) (orders.NewOrder, *FieldError) {
 	if o.OrderID, fe = parseID("order_id", v[oID]); fe != nil {
 		return o, fe
 	}
-	if o.Currency, fe = parseCurrency(v[oCurrency], defaultCurrency); fe != nil {
+	if o.Currency, fe = parseCurrency(v[oCurrency], orders.DefaultCurrency); fe != nil {
 		return o, fe
 	}
 	if o.Amount, fe = parseAmount("order_amount", v[oAmount], o.Currency); fe != nil {
@@ -83,7 +79,7 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 	p.Currency = cur
 	amountCur := cur
 	if amountCur == "" {
-		amountCur = defaultCurrency
+		amountCur = orders.DefaultCurrency
 	}
 	if p.Amount, fe = parseAmount("payment_amount", v[pAmount], amountCur); fe != nil {
 		return p, fe

@@ -103,7 +103,7 @@ func devKeys(cfg *config.Config, out io.Writer) error {
 		}
 		return nil
 	}
-	keysFile, bidxFile, created, err := encryption.EnsureDevKeys(cfg.DevKeysDir())
+	_, _, created, err := encryption.EnsureDevKeys(cfg.DevKeysDir())
 	if err != nil {
 		return fmt.Errorf("development keys: %w", err)
 	}
@@ -112,15 +112,7 @@ func devKeys(cfg *config.Config, out io.Writer) error {
 	} else {
 		fmt.Fprintf(out, "Using development encryption keys in %s.\n", cfg.DevKeysDir())
 	}
-	cfg.KeysFile = keysFile
-	if cfg.BlindIndexKey == "" {
-		b, err := os.ReadFile(bidxFile)
-		if err != nil {
-			return fmt.Errorf("development keys: %w", err)
-		}
-		cfg.BlindIndexKey = strings.TrimSpace(string(b))
-	}
-	return nil
+	return UseDevKeysIfPresent(cfg)
 }
 
 // UseDevKeysIfPresent points cfg at the development keys `starter dev`
@@ -130,13 +122,13 @@ func UseDevKeysIfPresent(cfg *config.Config) error {
 	if cfg.Keys != "" || cfg.KeysFile != "" {
 		return nil
 	}
-	keysFile := filepath.Join(cfg.DevKeysDir(), "keys.txt")
+	keysFile, bidxFile := encryption.DevKeyFiles(cfg.DevKeysDir())
 	if _, err := os.Stat(keysFile); err != nil {
 		return errors.New("no encryption keys: set PAYMENTS_KEYS or PAYMENTS_KEYS_FILE (or run `starter dev` once for development keys)")
 	}
 	cfg.KeysFile = keysFile
 	if cfg.BlindIndexKey == "" {
-		b, err := os.ReadFile(filepath.Join(cfg.DevKeysDir(), "blind-index.key"))
+		b, err := os.ReadFile(bidxFile)
 		if err != nil {
 			return fmt.Errorf("development keys: %w", err)
 		}
