@@ -110,6 +110,7 @@ func StartStack(ctx context.Context, o Options) (*Stack, error) {
 		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), DataDir: o.Dir,
 		Keys: "bench:" + base64.StdEncoding.EncodeToString(key), BlindIndexKey: base64.StdEncoding.EncodeToString(bidx),
 		APITokens: s.Token + ":read+write", MaxUploadBytes: 64 << 30,
+		WebhookSecrets:  benchGateway + ":" + benchGatewaySecret,
 		ImportChunkRows: o.ChunkRows, ImportParallelism: o.Parallelism, LogLevel: "warn",
 	}
 	d, err := service.Open(ctx, c, o.Logger, true)

@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -19,9 +17,7 @@ import (
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
-	"github.com/acme/payments/internal/api"
 	"github.com/acme/payments/internal/config"
-	"github.com/acme/payments/internal/service"
 	"github.com/acme/payments/internal/webhook"
 )
 
@@ -106,13 +102,7 @@ func RunLifecycle(ctx context.Context, o LifecycleOptions) error {
 	}
 	defer s.Close()
 
-	// StartStack's API has no gateway secrets: serve a second API over the
-	// same connections with one.
-	baseURL, stopAPI, err := serveWithWebhookSecret(s.Deps)
-	if err != nil {
-		return err
-	}
-	defer stopAPI()
+	baseURL := s.BaseURL
 
 	// The ceiling's workflow runs on its own worker and task queue, on the
 	// same server and client.
@@ -303,27 +293,4 @@ func (f fullPath) call(ctx context.Context, method, path string, v any, header m
 		return nil, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, bytes.TrimSpace(b))
 	}
 	return b, nil
-}
-
-// serveWithWebhookSecret serves the service's HTTP API over d's
-// connections, with the bench gateway's secret configured, on a free local
-// port.
-func serveWithWebhookSecret(d *service.Deps) (string, func(), error) {
-	withSecret := *d // shares d's connections; never closed through this copy
-	withSecret.Config.WebhookSecrets = benchGateway + ":" + benchGatewaySecret
-	srv, err := service.APIServer(&withSecret)
-	if err != nil {
-		return "", nil, err
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", nil, err
-	}
-	hs := api.NewHTTPServer(ln.Addr().String(), srv.Handler())
-	go func() {
-		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			d.Logger.Warn("bench api", "error", err.Error())
-		}
-	}()
-	return "http://" + ln.Addr().String(), func() { _ = hs.Close() }, nil
 }
