@@ -8,13 +8,11 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/acme/payments/internal/importer"
-	"github.com/acme/payments/internal/service"
 	"github.com/acme/payments/internal/stacktest"
 )
 
@@ -74,18 +72,8 @@ func apiStack(t *testing.T, maxUpload int64, chunkRows int) client {
 	cfg.MaxUploadBytes = maxUpload
 	cfg.ImportChunkRows = chunkRows
 	d := stacktest.Deps(t, cfg)
-	w := service.NewWorker(d)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	s, err := service.APIServer(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return client{t: t, base: srv.URL}
+	stacktest.Worker(t, d)
+	return client{t: t, base: stacktest.API(t, d)}
 }
 
 const ordersCSV = "order_id,order_amount,currency,customer_email\r\n" +

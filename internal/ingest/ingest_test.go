@@ -32,11 +32,7 @@ func newStack(t *testing.T, chunkRows, parallelism int) (*stack, worker.Worker) 
 	cfg := stacktest.Config(t, stacktest.Temporal(t))
 	cfg.ImportChunkRows, cfg.ImportParallelism = chunkRows, parallelism
 	d := stacktest.Deps(t, cfg)
-	w := service.NewWorker(d)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
+	w := stacktest.Worker(t, d)
 	return &stack{d: d, in: service.NewIngest(d)}, w
 }
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -46,18 +45,8 @@ func newEnv(t *testing.T, attemptTimeout time.Duration) *env {
 	cfg.WebhookSecrets = gateway + ":" + secret
 	cfg.AttemptTimeout = attemptTimeout
 	d := stacktest.Deps(t, cfg)
-	w := service.NewWorker(d)
-	if err := w.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(w.Stop)
-	s, err := service.APIServer(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s.Handler())
-	t.Cleanup(srv.Close)
-	return &env{t: t, d: d, base: srv.URL}
+	stacktest.Worker(t, d)
+	return &env{t: t, d: d, base: stacktest.API(t, d)}
 }
 
 // send makes one request; it is safe to call from any goroutine (it never

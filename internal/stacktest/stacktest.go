@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -18,6 +19,7 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/worker"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/acme/payments/internal/config"
@@ -137,4 +139,28 @@ func SaveHistory(t testing.TB, c client.Client, workflowID, runID, name string) 
 		t.Fatal(err)
 	}
 	t.Logf("recorded %d events of %s to %s", len(h.Events), workflowID, name)
+}
+
+// Worker starts the service's worker over d; it stops when t ends.
+func Worker(t testing.TB, d *service.Deps) worker.Worker {
+	t.Helper()
+	w := service.NewWorker(d)
+	if err := w.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Stop)
+	return w
+}
+
+// API serves the service's HTTP API over d and returns its base URL; it
+// stops when t ends.
+func API(t testing.TB, d *service.Deps) string {
+	t.Helper()
+	s, err := service.APIServer(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(srv.Close)
+	return srv.URL
 }
