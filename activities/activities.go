@@ -9,7 +9,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/staging"
@@ -18,7 +17,6 @@ import (
 // Activities are registered on every worker.
 type Activities struct {
 	DB       *sqlx.DB
-	Keys     *encryption.Keyring
 	Ledger   *ledger.Ledger
 	Importer *importer.Importer
 	Store    *staging.Store

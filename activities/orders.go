@@ -11,6 +11,7 @@ import (
 
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/money"
+	"github.com/acme/payments/internal/orders"
 )
 
 // CodeOrderCompleted rejects a new attempt on an order already paid.
@@ -150,7 +151,7 @@ func (a *Activities) ApplyGatewayResult(ctx context.Context, in GatewayInput) (A
 	if err != nil {
 		return AttemptResult{}, err
 	}
-	orderID, err := a.paymentOrder(ctx, in.Settlement.PaymentID)
+	orderID, err := (&orders.Store{DB: a.DB}).PaymentOrder(ctx, in.Settlement.PaymentID)
 	if err != nil {
 		return AttemptResult{}, err
 	}
@@ -224,15 +225,6 @@ func (a *Activities) paymentStatuses(ctx context.Context, ids []string) (map[str
 		out[id] = s
 	}
 	return out, rows.Err()
-}
-
-func (a *Activities) paymentOrder(ctx context.Context, paymentID string) (string, error) {
-	var orderID string
-	err := a.DB.GetContext(ctx, &orderID, `SELECT order_id FROM payments WHERE payment_id = ?`, paymentID)
-	if err != nil {
-		return "", fmt.Errorf("payment %s: %w", paymentID, err)
-	}
-	return orderID, nil
 }
 
 type inboxEntry struct {

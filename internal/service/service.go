@@ -117,7 +117,6 @@ func NewWorker(d *Deps) worker.Worker {
 	w.RegisterWorkflow(workflows.OrderPayment)
 	w.RegisterActivity(&activities.Activities{
 		DB:     d.DB,
-		Keys:   d.Keys,
 		Ledger: l,
 		Store:  d.Store,
 		WakeOrder: func(ctx context.Context, orderID string) error {
