@@ -84,13 +84,3 @@ func (l *Lifecycle) updateOnce(ctx context.Context, orderID, name string, arg an
 	}
 	return r, nil
 }
-
-// State asks an order's open workflow what it knows.
-func (l *Lifecycle) State(ctx context.Context, orderID string) (workflows.OrderPaymentState, error) {
-	var st workflows.OrderPaymentState
-	v, err := l.Temporal.QueryWorkflow(ctx, workflows.OrderPaymentWorkflowID(orderID), "", workflows.OrderStateQuery)
-	if err != nil {
-		return st, err
-	}
-	return st, v.Get(&st)
-}
