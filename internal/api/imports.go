@@ -26,11 +26,9 @@ type uploadResponse struct {
 // staging store and starts its import: 202 for a new import, 200 with the
 // existing one for the same content and options.
 func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
-	opts, err := importOptions(r.URL.Query().Get("type"), r.URL.Query().Get("max_rejects"))
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
-		return
-	}
+	// Options come from the query string; form fields sent before the
+	// file part override them.
+	fields := map[string]string{"type": r.URL.Query().Get("type"), "max_rejects": r.URL.Query().Get("max_rejects")}
 	r.Body = http.MaxBytesReader(w, r.Body, s.Ingest.MaxBytes+1<<20)
 	body := io.Reader(r.Body)
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
@@ -40,39 +38,25 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, http.StatusBadRequest, "bad_request", "multipart body: "+err.Error())
 			return
 		}
-		body = nil
-		// Form fields before the file part override the query string.
-		for {
+		for body = nil; body == nil; {
 			part, err := mr.NextPart()
 			if err != nil {
 				WriteError(w, http.StatusBadRequest, "bad_request", "multipart body has no \"file\" field")
 				return
 			}
-			name := part.FormName()
-			if name == "file" {
+			switch name := part.FormName(); name {
+			case "file":
 				body = part
-				break
-			}
-			if name == "type" || name == "max_rejects" {
+			case "type", "max_rejects":
 				v, _ := io.ReadAll(io.LimitReader(part, 64))
-				typ, max := string(opts.Type), ""
-				if name == "type" {
-					typ = string(v)
-				} else {
-					max = string(v)
-				}
-				o, err := importOptions(typ, max)
-				if err != nil {
-					WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
-					return
-				}
-				if name == "type" {
-					opts.Type = o.Type
-				} else {
-					opts.MaxRejects = o.MaxRejects
-				}
+				fields[name] = string(v)
 			}
 		}
+	}
+	opts, err := importOptions(fields["type"], fields["max_rejects"])
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
 	}
 	job, created, err := s.Ingest.Start(r.Context(), body, opts)
 	var maxErr *http.MaxBytesError
