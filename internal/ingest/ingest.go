@@ -14,7 +14,6 @@ import (
 
 	"github.com/jmoiron/sqlx"
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 
 	"github.com/acme/payments/internal/importer"
@@ -73,10 +72,13 @@ func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importe
 	if !created {
 		_ = in.Store.Delete(context.WithoutCancel(ctx), obj.Key)
 	}
-	// Start (or find) the workflow either way: a crash between recording
-	// the job and starting its workflow must not strand the import.
-	if err := in.startWorkflow(ctx, job); err != nil {
-		return job, created, err
+	// Start (or find) the workflow of a job still running, new or not: a
+	// crash between recording the job and starting its workflow must not
+	// strand the import.
+	if job.State == importer.StateRunning {
+		if err := in.startWorkflow(ctx, job); err != nil {
+			return job, created, err
+		}
 	}
 	if created {
 		in.Logger.Info("import started", "import_id", id, "bytes", obj.Size, "type", string(opts.Type))
@@ -88,14 +90,18 @@ func (in *Ingest) startWorkflow(ctx context.Context, job importer.Job) error {
 	_, err := in.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                    job.WorkflowID,
 		TaskQueue:             workflows.TaskQueue,
-		WorkflowIDReusePolicy: enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		// The job row decides: a running job whose workflow has closed
+		// (Temporal's state kept, the database restored) gets a new run,
+		// which finds its committed chunks in the chunk ledger; an open
+		// run is joined.
+		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, workflows.Import, workflows.ImportInput{Params: workflows.ImportParams{
 		ImportID: job.ImportID, BlobKey: job.BlobKey, Type: records.Kind(job.Type),
 		MaxRejects: job.MaxRejects, ChunkRows: in.ChunkRows, Parallelism: in.Parallelism,
 		HistoryLimit: in.HistoryLimit,
 	}})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if err != nil && !errors.As(err, &started) {
+	if err != nil {
 		return fmt.Errorf("start import workflow %s: %w", job.WorkflowID, err)
 	}
 	return nil

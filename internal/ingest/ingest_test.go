@@ -314,3 +314,34 @@ func TestContinueAsNewOnTheServer(t *testing.T) {
 	}
 	stacktest.SaveHistory(t, s.d.Temporal, job.WorkflowID, first, "import-continued-as-new")
 }
+
+// The job row decides whether an import runs: after the database is put
+// back to before an import whose workflow Temporal still remembers as
+// closed, the same upload runs it again instead of waiting on that run.
+func TestUploadAfterDatabaseRestoreRunsTheImportAgain(t *testing.T) {
+	s, _ := newStack(t, 40, 2)
+	ctx := context.Background()
+	data, _ := genFile(t, gen.Options{Kind: "orders", Count: 100, Seed: 11})
+	job, _, err := s.in.Start(ctx, bytes.NewReader(data), ingest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job = s.wait(t, job.ImportID); job.State != importer.StateCompleted || job.RowsWritten != 100 {
+		t.Fatalf("first import %+v", job)
+	}
+	for _, q := range []string{"DELETE FROM import_rejects", "DELETE FROM import_chunks", "DELETE FROM import_jobs", "DELETE FROM orders"} {
+		if _, err := s.d.DB.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, created, err := s.in.Start(ctx, bytes.NewReader(data), ingest.Options{})
+	if err != nil || !created || again.ImportID != job.ImportID {
+		t.Fatalf("upload after restore: %v created=%v id=%s", err, created, again.ImportID)
+	}
+	if again = s.wait(t, again.ImportID); again.State != importer.StateCompleted || again.RowsWritten != 100 {
+		t.Fatalf("import after restore %+v", again)
+	}
+	if n := s.count(t, "SELECT COUNT(*) FROM orders"); n != 100 {
+		t.Fatalf("%d orders after the second run, want 100", n)
+	}
+}
