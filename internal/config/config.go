@@ -135,6 +135,9 @@ func (c *Config) Validate() error {
 func (c *Config) BlobDir() string { return filepath.Join(c.DataDir, "blobs") }
 
 // StagingURL is PAYMENTS_BLOB_URL, or a file:// store under the data dir.
+// That store writes no metadata sidecars: they would only hold an MD5 that
+// costs a second hash pass over every upload, which is hashed (SHA-256)
+// already.
 func (c *Config) StagingURL() (string, error) {
 	if c.BlobURL != "" {
 		return c.BlobURL, nil
@@ -143,7 +146,7 @@ func (c *Config) StagingURL() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("staging dir: %w", err)
 	}
-	return "file://" + filepath.ToSlash(abs) + "?create_dir=true", nil
+	return "file://" + filepath.ToSlash(abs) + "?create_dir=true&metadata=skip", nil
 }
 
 // DevKeysDir is where `starter dev` keeps development keys.
