@@ -88,8 +88,8 @@ func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importe
 
 func (in *Ingest) startWorkflow(ctx context.Context, job importer.Job) error {
 	_, err := in.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                    job.WorkflowID,
-		TaskQueue:             workflows.TaskQueue,
+		ID:        job.WorkflowID,
+		TaskQueue: workflows.TaskQueue,
 		// The job row decides: a running job whose workflow has closed
 		// (Temporal's state kept, the database restored) gets a new run,
 		// which finds its committed chunks in the chunk ledger; an open
