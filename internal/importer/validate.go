@@ -150,10 +150,12 @@ func parseDate(s string) (time.Time, *FieldError) {
 	if s == "" {
 		return time.Time{}, nil
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		t, err = time.ParseInLocation(time.DateTime, s, time.UTC)
+	// The separator tells the layout, so one parse is enough.
+	layout := time.RFC3339Nano
+	if len(s) > 10 && s[10] == ' ' {
+		layout = time.DateTime
 	}
+	t, err := time.ParseInLocation(layout, s, time.UTC)
 	if err != nil {
 		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is not RFC 3339 or YYYY-MM-DD HH:MM:SS", clip(s))
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"time"
 
 	"github.com/acme/payments/internal/dbtest"
 	"github.com/acme/payments/internal/loaddata"
@@ -49,6 +50,23 @@ func TestLoadRoundTripsBinaryAndReportsSkippedRows(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) || (want == nil) != (got == nil) {
 			t.Fatalf("row %d: got %q, want %q", id, got, want)
+		}
+	}
+}
+
+func TestAppendDateTime(t *testing.T) {
+	for _, tm := range []time.Time{
+		time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
+		time.Date(1970, 12, 31, 23, 59, 59, 123456000, time.UTC),
+		time.Date(9999, 7, 9, 0, 0, 0, 1000, time.UTC),
+		time.Date(2024, 2, 29, 10, 20, 30, 999999999, time.UTC),
+	} {
+		want := tm.Format(time.DateTime)
+		if us := tm.Nanosecond() / 1000; us != 0 {
+			want = tm.Truncate(time.Microsecond).Format(loaddata.DateTime)
+		}
+		if got := string(loaddata.AppendDateTime([]byte("x"), tm)); got != "x"+want {
+			t.Errorf("AppendDateTime(%v) = %q, want %q", tm, got, "x"+want)
 		}
 	}
 }
