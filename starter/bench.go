@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"runtime/pprof"
 
 	"github.com/urfave/cli/v2"
 
@@ -22,11 +23,23 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "payment-orders", Value: 500_000},
 			&cli.Int64Flag{Name: "rss-file-bytes", Usage: "instead: import one orders file of about this size and report peak RSS"},
 			&cli.StringFlag{Name: "dir", Usage: "scratch directory (default: a new temporary one)"},
+			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (stack and benchmark) to this file"},
 		},
 		Action: func(c *cli.Context) error {
 			cfg, err := config.FromCLI(c)
 			if err != nil {
 				return usageError{err}
+			}
+			if path := c.String("cpuprofile"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return err
+				}
+				defer pprof.StopCPUProfile()
 			}
 			dir := c.String("dir")
 			if dir == "" {

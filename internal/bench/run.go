@@ -44,16 +44,22 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(out, "stack up: database %s, chunk rows %d, parallelism %d\n\n", s.DBName, o.ChunkRows, o.Parallelism)
 	fmt.Fprintf(out, "%-22s %9s %12s %12s %12s %8s\n", "file", "rows", "baseline", "import", "import rows/s", "ratio")
 
-	report := func(name string, rows int64, base, imp time.Duration, job importer.Job) {
-		fmt.Fprintf(out, "%-22s %9d %11.2fs %11.2fs %12.0f %7.2fx   (written %d, rejected %d, chunks %d)\n",
+	report := func(name string, rows int64, base, imp time.Duration, job importer.Job, baseCPU, cpu cpuSample) {
+		fmt.Fprintf(out, "%-22s %9d %11.2fs %11.2fs %12.0f %7.2fx   (written %d, rejected %d, chunks %d)\n"+
+			"%-22s cpu seconds: baseline client %.1f + mysql %.1f; import service %.1f + mysql %.1f\n",
 			name, rows, base.Seconds(), imp.Seconds(), float64(rows)/imp.Seconds(), imp.Seconds()/base.Seconds(),
-			job.RowsWritten, job.RowsRejected, job.ChunksTotal)
+			job.RowsWritten, job.RowsRejected, job.ChunksTotal,
+			"", baseCPU.self.Seconds(), baseCPU.server.Seconds(), cpu.self.Seconds(), cpu.server.Seconds())
 	}
 
+	b0 := sampleCPU()
 	base, err := Baseline(ctx, db, ordersCSV, "baseline_orders", records.OrderColumns, "")
 	if err != nil {
 		return err
 	}
+	baseCPU := sampleCPU().since(b0)
+	ordersBaseCPU := baseCPU
+	c0 := sampleCPU()
 	job, took, err := s.Import(ctx, ordersCSV, "")
 	if err != nil {
 		return err
@@ -61,13 +67,16 @@ func Run(ctx context.Context, o Options) error {
 	if job.State != importer.StateCompleted {
 		return fmt.Errorf("orders import %s: %+v", job.State, job)
 	}
-	report("orders.csv", job.RowsRead, base, took, job)
+	report("orders.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU().since(c0))
 	ordersBase := base
 
+	b0 = sampleCPU()
 	base, err = Baseline(ctx, db, paymentsCSV, "baseline_payments", gen.Columns("payments"), "")
 	if err != nil {
 		return err
 	}
+	baseCPU = sampleCPU().since(b0)
+	c0 = sampleCPU()
 	job, took, err = s.Import(ctx, paymentsCSV, "")
 	if err != nil {
 		return err
@@ -75,7 +84,7 @@ func Run(ctx context.Context, o Options) error {
 	if job.State != importer.StateCompleted {
 		return fmt.Errorf("payments import %s: %+v", job.State, job)
 	}
-	report("payments.csv", job.RowsRead, base, took, job)
+	report("payments.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU().since(c0))
 
 	// XML orders into empty tables again, against the CSV baseline.
 	for _, q := range []string{"SET FOREIGN_KEY_CHECKS = 0", "TRUNCATE payment_events", "TRUNCATE payments", "TRUNCATE orders", "SET FOREIGN_KEY_CHECKS = 1"} {
@@ -89,6 +98,7 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
+	c0 = sampleCPU()
 	job, took, err = s.Import(ctx, ordersXML, "")
 	if err != nil {
 		return err
@@ -96,7 +106,7 @@ func Run(ctx context.Context, o Options) error {
 	if job.State != importer.StateCompleted {
 		return fmt.Errorf("xml import %s: %+v", job.State, job)
 	}
-	report("orders.xml vs csv base", job.RowsRead, ordersBase, took, job)
+	report("orders.xml vs csv base", job.RowsRead, ordersBase, took, job, ordersBaseCPU, sampleCPU().since(c0))
 	rss, _ := PeakRSS()
 	fmt.Fprintf(out, "\npeak RSS of this process (stack + benchmark): %d MiB\n", rss>>20)
 	return nil
