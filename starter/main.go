@@ -16,6 +16,7 @@ import (
 
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/database"
+	"github.com/acme/payments/internal/devstack"
 	"github.com/acme/payments/internal/service"
 )
 
@@ -47,7 +48,7 @@ func newApp() *cli.App {
 				Name:  "dev",
 				Usage: "run everything in one process: embedded Temporal + UI, worker, HTTP API",
 				Action: withConfig(func(ctx context.Context, c *cli.Context, cfg config.Config) error {
-					return service.Dev(ctx, cfg, logger(cfg), os.Stdout)
+					return devstack.Dev(ctx, cfg, logger(cfg), os.Stdout)
 				}),
 			},
 			{

@@ -181,7 +181,7 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return listenAndServe(ctx, cfg.HTTPAddr, s.Handler(), logger)
+	return ListenAndServe(ctx, cfg.HTTPAddr, s.Handler(), logger)
 }
 
 // RunWorker runs the Temporal worker until ctx ends.
@@ -202,8 +202,8 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 	return nil
 }
 
-// listenAndServe serves h on addr until ctx ends, then drains requests.
-func listenAndServe(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
+// ListenAndServe serves h on addr until ctx ends, then drains requests.
+func ListenAndServe(ctx context.Context, addr string, h http.Handler, logger *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)

@@ -1,4 +1,8 @@
-package service
+// Package devstack runs the whole development stack in one process: an
+// embedded Temporal server and Web UI next to the service's worker and
+// HTTP API. It lives apart from package service so that the worker and API
+// programs do not carry a Temporal server.
+package devstack
 
 import (
 	"context"
@@ -15,6 +19,7 @@ import (
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/devserver"
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/service"
 )
 
 // Dev runs the whole development stack in this process until ctx ends: an
@@ -55,19 +60,19 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 	logger.Info("embedded temporal started", "address", tsrv.Address(), "namespace", cfg.TemporalNamespace,
 		"database", filepath.Join(cfg.DataDir, "temporal.db"))
 
-	d, err := Open(ctx, cfg, logger, true)
+	d, err := service.Open(ctx, cfg, logger, true)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
 
-	w := NewWorker(d)
+	w := service.NewWorker(d)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
 
-	s, err := APIServer(d)
+	s, err := service.APIServer(d)
 	if err != nil {
 		return err
 	}
@@ -91,7 +96,7 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 	logger.Info("temporal web ui started", "url", "http://"+cfg.UIAddr)
 	fmt.Fprintf(out, "Temporal Web UI: http://%s\nHTTP API:        http://%s\n", cfg.UIAddr, cfg.HTTPAddr)
 
-	return listenAndServe(ctx, cfg.HTTPAddr, s.Handler(), logger)
+	return service.ListenAndServe(ctx, cfg.HTTPAddr, s.Handler(), logger)
 }
 
 // devKeys points cfg at development keys under the data dir, creating them
@@ -112,29 +117,7 @@ func devKeys(cfg *config.Config, out io.Writer) error {
 	} else {
 		fmt.Fprintf(out, "Using development encryption keys in %s.\n", cfg.DevKeysDir())
 	}
-	return UseDevKeysIfPresent(cfg)
-}
-
-// UseDevKeysIfPresent points cfg at the development keys `starter dev`
-// created under the data dir when no keys are configured, so CLI commands
-// run next to `make dev` need no setup. It never creates keys.
-func UseDevKeysIfPresent(cfg *config.Config) error {
-	if cfg.Keys != "" || cfg.KeysFile != "" {
-		return nil
-	}
-	keysFile, bidxFile := encryption.DevKeyFiles(cfg.DevKeysDir())
-	if _, err := os.Stat(keysFile); err != nil {
-		return errors.New("no encryption keys: set PAYMENTS_KEYS or PAYMENTS_KEYS_FILE (or run `starter dev` once for development keys)")
-	}
-	cfg.KeysFile = keysFile
-	if cfg.BlindIndexKey == "" {
-		b, err := os.ReadFile(bidxFile)
-		if err != nil {
-			return fmt.Errorf("development keys: %w", err)
-		}
-		cfg.BlindIndexKey = strings.TrimSpace(string(b))
-	}
-	return nil
+	return service.UseDevKeysIfPresent(cfg)
 }
 
 // devToken returns the token the embedded UI uses for the codec. Without
