@@ -21,9 +21,9 @@ test-race: ## the packages with concurrency of their own, under the race detecto
 bench: ## benchmarks; figures and ratios against same-run baselines go to stdout
 	scripts/ensure-mysql.sh
 	$(GO) test -run '^$$' -bench . -benchtime 3x -benchmem ./internal/...
-	$(GO) build -o $(BIN)/ ./starter
+	$(GO) build -o $(BIN)/ ./starter ./worker
 	$(BIN)/starter --log-level warn bench
-	$(BIN)/starter --log-level warn bench --rss-file-bytes 1073741824
+	$(BIN)/starter --log-level warn bench --rss-file-bytes 1073741824 --worker-bin $(BIN)/worker
 
 lint: ## formatting and vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

@@ -23,6 +23,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "payment-orders", Value: 500_000},
 			&cli.Int64Flag{Name: "rss-file-bytes", Usage: "instead: import one orders file of about this size and report peak RSS"},
 			&cli.StringFlag{Name: "dir", Usage: "scratch directory (default: a new temporary one)"},
+			&cli.StringFlag{Name: "worker-bin", Usage: "with --rss-file-bytes: run this worker program as its own process and report its peak RSS"},
 			&cli.StringFlag{Name: "cpuprofile", Usage: "write a CPU profile of this process (stack and benchmark) to this file"},
 		},
 		Action: func(c *cli.Context) error {
@@ -62,7 +63,7 @@ func benchCommand() *cli.Command {
 				ServerDSN: dbtest.ServerDSN(), Dir: dir,
 				Orders: c.Int("orders"), Payments: c.Int("payments"), PaymentOrders: c.Int("payment-orders"),
 				ChunkRows: cfg.ImportChunkRows, Parallelism: cfg.ImportParallelism,
-				RSSBytes: c.Int64("rss-file-bytes"), Out: os.Stdout, Logger: logger(cfg),
+				RSSBytes: c.Int64("rss-file-bytes"), WorkerBinary: c.String("worker-bin"), Out: os.Stdout, Logger: logger(cfg),
 			})
 		},
 	}

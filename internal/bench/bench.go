@@ -43,14 +43,19 @@ type Options struct {
 	ChunkRows     int
 	Parallelism   int
 	// RSSBytes, when > 0, only imports one orders file of about this size
-	// and reports the process's peak RSS.
+	// and reports peak RSS.
 	RSSBytes int64
-	Out      io.Writer
-	Logger   *slog.Logger
+	// WorkerBinary, when set, runs the worker as that program in a process
+	// of its own (as in production, where Temporal and the API run
+	// elsewhere) instead of inside this one, so its peak RSS is its own.
+	WorkerBinary string
+	Out          io.Writer
+	Logger       *slog.Logger
 }
 
 // Stack is the embedded service under measurement.
 type Stack struct {
+	Config  config.Config
 	Deps    *service.Deps
 	BaseURL string
 	Token   string
@@ -113,17 +118,20 @@ func StartStack(ctx context.Context, o Options) (*Stack, error) {
 		WebhookSecrets:  benchGateway + ":" + benchGatewaySecret,
 		ImportChunkRows: o.ChunkRows, ImportParallelism: o.Parallelism, LogLevel: "warn",
 	}
+	s.Config = c
 	d, err := service.Open(ctx, c, o.Logger, true)
 	if err != nil {
 		return nil, err
 	}
 	s.Deps = d
 	s.stop = append(s.stop, d.Close)
-	w := service.NewWorker(d)
-	if err := w.Start(); err != nil {
-		return nil, err
+	if o.WorkerBinary == "" {
+		w := service.NewWorker(d)
+		if err := w.Start(); err != nil {
+			return nil, err
+		}
+		s.stop = append(s.stop, w.Stop)
 	}
-	s.stop = append(s.stop, w.Stop)
 	srv, err := service.APIServer(d)
 	if err != nil {
 		return nil, err
@@ -244,9 +252,12 @@ func WriteFile(path string, o gen.Options) (gen.Stats, error) {
 	return st, err
 }
 
-// PeakRSS is the process's peak resident set size (VmHWM) in bytes.
-func PeakRSS() (int64, error) {
-	b, err := os.ReadFile("/proc/self/status")
+// PeakRSS is this process's peak resident set size (VmHWM) in bytes.
+func PeakRSS() (int64, error) { return peakRSSOf("self") }
+
+// peakRSSOf reads VmHWM of /proc/<pid>.
+func peakRSSOf(pid string) (int64, error) {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0, err
 	}
@@ -259,5 +270,5 @@ func PeakRSS() (int64, error) {
 			return kb << 10, nil
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM in /proc/self/status")
+	return 0, fmt.Errorf("no VmHWM in /proc/%s/status", pid)
 }
