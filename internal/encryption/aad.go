@@ -10,10 +10,14 @@ import "encoding/binary"
 // primaryKey must be formatted the same way on write and read (for example
 // strconv.FormatInt for integer ids).
 func AAD(table, column, primaryKey string) []byte {
-	b := make([]byte, 0, 3*binary.MaxVarintLen64+len(table)+len(column)+len(primaryKey))
+	return AppendAAD(make([]byte, 0, 3*binary.MaxVarintLen64+len(table)+len(column)+len(primaryKey)), table, column, primaryKey)
+}
+
+// AppendAAD is [AAD] appending to dst.
+func AppendAAD(dst []byte, table, column, primaryKey string) []byte {
 	for _, part := range [...]string{table, column, primaryKey} {
-		b = binary.AppendUvarint(b, uint64(len(part)))
-		b = append(b, part...)
+		dst = binary.AppendUvarint(dst, uint64(len(part)))
+		dst = append(dst, part...)
 	}
-	return b
+	return dst
 }

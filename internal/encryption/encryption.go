@@ -34,6 +34,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // Errors reported by decryption. Both are meant to be tested with errors.Is.
@@ -118,18 +119,27 @@ func (k *Keyring) KeyIDs() []string {
 // Decrypt. For database columns use [AAD] so a value cannot be moved to
 // another row or column.
 func (k *Keyring) Encrypt(plaintext, aad []byte) ([]byte, error) {
+	return k.AppendEncrypt(nil, plaintext, aad)
+}
+
+// AppendEncrypt is [Keyring.Encrypt] appending the ciphertext to dst, so
+// bulk writers can encrypt a row's fields into one reused buffer.
+func (k *Keyring) AppendEncrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	aead, err := k.primaryAEAD()
 	if err != nil {
 		return nil, err
 	}
-	hdr := header(k.primary)
-	out := make([]byte, len(hdr)+nonceSize, len(hdr)+nonceSize+len(plaintext)+tagSize)
-	copy(out, hdr)
-	nonce := out[len(hdr):]
+	start := len(dst)
+	dst = slices.Grow(dst, 2+len(k.primary)+nonceSize+len(plaintext)+tagSize)
+	dst = append(dst, formatVersion, byte(len(k.primary)))
+	dst = append(dst, k.primary...)
+	hdr := dst[start:]
+	nonce := dst[len(dst) : len(dst)+nonceSize]
 	if _, err := rand.Read(nonce); err != nil {
 		return nil, fmt.Errorf("encryption: generating nonce: %w", err)
 	}
-	return aead.Seal(out, nonce, plaintext, additionalData(hdr, aad)), nil
+	dst = dst[:len(dst)+nonceSize]
+	return aead.Seal(dst, nonce, plaintext, additionalData(hdr, aad)), nil
 }
 
 // Decrypt decrypts a ciphertext produced by [Keyring.Encrypt] with any key in

@@ -508,3 +508,26 @@ func BenchmarkEncrypt(b *testing.B) {
 		}
 	}
 }
+
+func TestAppendEncryptKeepsThePrefix(t *testing.T) {
+	k := mustRing(t, keyEntry("k1", key1))
+	aad := AppendAAD([]byte("junk"), "orders", "customer_phone", "A-1")[4:]
+	if !bytes.Equal(aad, AAD("orders", "customer_phone", "A-1")) {
+		t.Fatalf("AppendAAD = %x, AAD = %x", aad, AAD("orders", "customer_phone", "A-1"))
+	}
+	buf := []byte("prefix\t")
+	for i, pt := range []string{"+15550100", "", "second value"} {
+		start := len(buf)
+		var err error
+		if buf, err = k.AppendEncrypt(buf, []byte(pt), aad); err != nil {
+			t.Fatal(err)
+		}
+		got, err := k.Decrypt(buf[start:], aad)
+		if err != nil || string(got) != pt {
+			t.Fatalf("value %d: %q, %v", i, got, err)
+		}
+	}
+	if !bytes.HasPrefix(buf, []byte("prefix\t")) {
+		t.Fatalf("prefix overwritten: %q", buf[:7])
+	}
+}

@@ -20,13 +20,14 @@ func BenchmarkAppendOrderRow(b *testing.B) {
 		CustomerEmail: "jane.doe+17@example.com", CustomerPhone: "+15550101234"}
 	var buf bytes.Buffer
 	now := []byte(time.Now().UTC().Format("2006-01-02 15:04:05.000000"))
+	var scratch rowScratch
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if buf.Len() > 1<<20 {
 			buf.Reset()
 		}
 		o.OrderID = fmt.Sprintf("ORD-%08d", i)
-		if err := im.appendOrderRow(&buf, o, now); err != nil {
+		if err := im.appendOrderRow(&buf, o, now, &scratch); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -289,8 +289,9 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 	now := []byte(time.Now().UTC().Format(loaddata.DateTime))
 	var buf bytes.Buffer
 	buf.Grow(len(toInsert) * 256)
+	var scratch rowScratch
 	for _, i := range toInsert {
-		if err := im.appendOrderRow(&buf, rows[i], now); err != nil {
+		if err := im.appendOrderRow(&buf, rows[i], now, &scratch); err != nil {
 			return 0, 0, nil, err
 		}
 	}
@@ -362,28 +363,38 @@ func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	return out, nil
 }
 
+// rowScratch holds buffers reused from row to row of a chunk, so that
+// preparing a row allocates next to nothing.
+type rowScratch struct{ aad, email, phone, num, created []byte }
+
 // appendOrderRow writes one LOAD DATA line (see package loaddata).
 // now is the chunk's timestamp, already formatted.
-func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now []byte) error {
+func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now []byte, s *rowScratch) error {
 	created := now
 	if !o.CreatedAt.IsZero() {
-		created = loaddata.AppendDateTime(nil, o.CreatedAt)
+		s.created = loaddata.AppendDateTime(s.created[:0], o.CreatedAt)
+		created = s.created
 	}
 	var email, phone, bidx []byte
 	var err error
 	if o.CustomerEmail != "" {
-		if email, err = im.Keys.Encrypt([]byte(o.CustomerEmail), encryption.AAD("orders", "customer_email", o.OrderID)); err != nil {
+		s.aad = encryption.AppendAAD(s.aad[:0], "orders", "customer_email", o.OrderID)
+		if s.email, err = im.Keys.AppendEncrypt(s.email[:0], []byte(o.CustomerEmail), s.aad); err != nil {
 			return fmt.Errorf("order %s: %w", o.OrderID, err)
 		}
+		email = s.email
 		bidx = im.BlindIndex.Email(o.CustomerEmail)
 	}
 	if o.CustomerPhone != "" {
-		if phone, err = im.Keys.Encrypt([]byte(o.CustomerPhone), encryption.AAD("orders", "customer_phone", o.OrderID)); err != nil {
+		s.aad = encryption.AppendAAD(s.aad[:0], "orders", "customer_phone", o.OrderID)
+		if s.phone, err = im.Keys.AppendEncrypt(s.phone[:0], []byte(o.CustomerPhone), s.aad); err != nil {
 			return fmt.Errorf("order %s: %w", o.OrderID, err)
 		}
+		phone = s.phone
 	}
+	s.num = strconv.AppendInt(s.num[:0], o.Amount, 10)
 	loaddata.Field(buf, []byte(o.OrderID), '\t')
-	loaddata.Field(buf, strconv.AppendInt(nil, o.Amount, 10), '\t')
+	loaddata.Field(buf, s.num, '\t')
 	loaddata.Field(buf, []byte(o.Currency), '\t')
 	loaddata.NullableField(buf, email, email == nil, '\t')
 	loaddata.NullableField(buf, phone, phone == nil, '\t')
