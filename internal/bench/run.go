@@ -3,12 +3,16 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
+
+	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/gen"
@@ -73,6 +77,9 @@ func Run(ctx context.Context, o Options) error {
 	}
 	report("orders.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU().since(c0))
 	ordersBase := base
+	if err := reportTableFloor(ctx, out, db, base, []string{"orders"}, "idx_orders_email_bidx"); err != nil {
+		return err
+	}
 
 	b0 = sampleCPU()
 	base, err = Baseline(ctx, db, paymentsCSV, "baseline_payments", gen.Columns("payments"), "")
@@ -89,6 +96,9 @@ func Run(ctx context.Context, o Options) error {
 		return fmt.Errorf("payments import %s: %+v", job.State, job)
 	}
 	report("payments.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU().since(c0))
+	if err := reportTableFloor(ctx, out, db, base, []string{"payments", "payment_events"}, "uq_payments_gateway_ref"); err != nil {
+		return err
+	}
 
 	// XML orders into empty tables again, against the CSV baseline.
 	for _, q := range []string{"SET FOREIGN_KEY_CHECKS = 0", "TRUNCATE payment_events", "TRUNCATE payments", "TRUNCATE orders", "SET FOREIGN_KEY_CHECKS = 1"} {
@@ -191,4 +201,52 @@ func startWorker(bin string, c config.Config) (*exec.Cmd, error) {
 		return nil, fmt.Errorf("start worker %s: %w", bin, err)
 	}
 	return cmd, nil
+}
+
+// reportTableFloor prints how long the server alone takes to store rows the
+// import stored: INSERT … SELECT into an empty copy of each table (CREATE
+// TABLE … LIKE: same columns and indexes, no foreign keys), with no
+// parsing, network, encryption or other statements. Single-threaded, like
+// the baseline. A copy without dropIndex (when set) shows that index's
+// share.
+func reportTableFloor(ctx context.Context, out io.Writer, db *sqlx.DB, base time.Duration, tables []string, dropIndex string) error {
+	floor := func(table, drop string) (time.Duration, error) {
+		stmts := []string{"DROP TABLE IF EXISTS bench_floor", "CREATE TABLE bench_floor LIKE " + table}
+		if drop != "" {
+			stmts = append(stmts, "ALTER TABLE bench_floor DROP INDEX "+drop)
+		}
+		for _, q := range stmts {
+			if _, err := db.ExecContext(ctx, q); err != nil {
+				return 0, fmt.Errorf("table floor: %s: %w", q, err)
+			}
+		}
+		start := time.Now()
+		if _, err := db.ExecContext(ctx, "INSERT INTO bench_floor SELECT * FROM "+table); err != nil {
+			return 0, fmt.Errorf("table floor %s: %w", table, err)
+		}
+		took := time.Since(start)
+		_, err := db.ExecContext(ctx, "DROP TABLE bench_floor")
+		return took, err
+	}
+	var parts []string
+	var total time.Duration
+	for _, table := range tables {
+		took, err := floor(table, "")
+		if err != nil {
+			return err
+		}
+		total += took
+		parts = append(parts, fmt.Sprintf("%s %.2fs", table, took.Seconds()))
+	}
+	line := fmt.Sprintf("server alone storing these rows (INSERT … SELECT into empty copies): %s = %.2fx",
+		strings.Join(parts, " + "), total.Seconds()/base.Seconds())
+	if dropIndex != "" {
+		took, err := floor(tables[0], dropIndex)
+		if err != nil {
+			return err
+		}
+		line += fmt.Sprintf("; without %s %.2fs", dropIndex, took.Seconds())
+	}
+	fmt.Fprintf(out, "%-22s %s\n", "", line)
+	return nil
 }
