@@ -18,6 +18,10 @@ import (
 // imported as it is; retrying does not help.
 const ErrTypeBadFile = "BadFile"
 
+// ErrTypeImportEnded is the application error type of a chunk whose import
+// has ended (see importer.ErrJobEnded); it is not retried.
+const ErrTypeImportEnded = "ImportEnded"
+
 // PlanImportInput names the staged file to plan.
 type PlanImportInput struct {
 	ImportID  string
@@ -89,6 +93,9 @@ func (a *Activities) ImportChunk(ctx context.Context, in ImportChunkInput) (impo
 	}, r, func() { activity.RecordHeartbeat(ctx, in.Chunk.Index) })
 	if errors.Is(err, importer.ErrFile) {
 		return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadFile, nil)
+	}
+	if errors.Is(err, importer.ErrJobEnded) {
+		return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeImportEnded, nil)
 	}
 	if err != nil {
 		return res, err

@@ -59,6 +59,11 @@ type ChunkResult struct {
 // staged file changed or is corrupt, and retrying will not help.
 var ErrFile = errors.New("staged file does not match its plan")
 
+// ErrJobEnded marks a chunk of an import that has already ended (cancelled,
+// failed or completed): its rows are not written, as the user was told no
+// more would be.
+var ErrJobEnded = errors.New("import is no longer running")
+
 // ImportChunk reads the chunk's records from r (exactly its byte range),
 // validates them and, in one transaction, writes the good rows, the rejects,
 // the chunk-ledger row and the job's counters. A chunk already committed
@@ -174,10 +179,21 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 		res.RowsRead, res.RowsWritten, res.RowsUnchanged, res.RowsRejected, now, spec.ImportID, spec.Chunk.Index); err != nil {
 		return res, fmt.Errorf("import %s chunk %d: record chunk: %w", spec.ImportID, spec.Chunk.Index, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE import_jobs SET rows_read = rows_read + ?, rows_written = rows_written + ?,
+	// Counting into the job row only while it runs makes the chunk and the
+	// job's state one decision: a chunk still in flight when the import was
+	// cancelled or failed (or of a run started in a race with that) rolls
+	// back instead of adding rows to an ended import.
+	upd, err := tx.ExecContext(ctx, `UPDATE import_jobs SET rows_read = rows_read + ?, rows_written = rows_written + ?,
 		rows_unchanged = rows_unchanged + ?, rows_rejected = rows_rejected + ?, chunks_done = chunks_done + 1, updated_at = ?
-		WHERE import_id = ?`, res.RowsRead, res.RowsWritten, res.RowsUnchanged, res.RowsRejected, now, spec.ImportID); err != nil {
+		WHERE import_id = ? AND state = ?`, res.RowsRead, res.RowsWritten, res.RowsUnchanged, res.RowsRejected, now,
+		spec.ImportID, StateRunning)
+	if err != nil {
 		return res, fmt.Errorf("import %s chunk %d: update job: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+	if n, err := upd.RowsAffected(); err != nil {
+		return res, fmt.Errorf("import %s chunk %d: update job: %w", spec.ImportID, spec.Chunk.Index, err)
+	} else if n != 1 {
+		return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, ErrJobEnded)
 	}
 	if err := tx.Commit(); err != nil {
 		return res, fmt.Errorf("import %s chunk %d: commit: %w", spec.ImportID, spec.Chunk.Index, err)

@@ -3,6 +3,7 @@ package importer_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/acme/payments/internal/dbtest"
@@ -125,5 +126,31 @@ func TestStoredOrdersAreEncryptedAndIndexed(t *testing.T) {
 	}
 	if !bytes.Equal(bidx, im.BlindIndex.Email("jane@example.com")) {
 		t.Fatal("blind index does not match a normalised look-up")
+	}
+}
+
+func TestChunkOfAnEndedImportWritesNothing(t *testing.T) {
+	im := newImporter(t)
+	data := []byte("order_id,order_amount,customer_email\nA,1.00,a@example.com\nB,2.00,b@example.com\n")
+	p := plan(t, im, "imp-ended", data, 1)
+	run(t, im, "imp-ended", data, p, p.Chunks[0])
+	if err := importer.Finish(context.Background(), im.DB, "imp-ended", importer.StateCancelled, "cancelled by the user"); err != nil {
+		t.Fatal(err)
+	}
+	c := p.Chunks[1]
+	_, err := im.ImportChunk(context.Background(), importer.ChunkSpec{ImportID: "imp-ended", Kind: p.Kind, Format: p.Format, Header: p.Header, Chunk: c},
+		bytes.NewReader(data[c.Start:c.End]), func() {})
+	if !errors.Is(err, importer.ErrJobEnded) {
+		t.Fatalf("chunk after cancel: %v, want ErrJobEnded", err)
+	}
+	var orders, chunks int
+	_ = im.DB.Get(&orders, "SELECT COUNT(*) FROM orders")
+	_ = im.DB.Get(&chunks, "SELECT COUNT(*) FROM import_chunks")
+	if orders != 1 || chunks != 1 {
+		t.Fatalf("after cancel: %d orders, %d chunk rows; want the first chunk's only", orders, chunks)
+	}
+	j, _ := importer.GetJob(context.Background(), im.DB, "imp-ended")
+	if j.State != importer.StateCancelled || j.ChunksDone != 1 || j.RowsWritten != 1 {
+		t.Fatalf("job %+v", j)
 	}
 }
