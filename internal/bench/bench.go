@@ -60,6 +60,7 @@ type Stack struct {
 	BaseURL string
 	Token   string
 	DBName  string
+	worker  *workerProcess // when the worker runs as a program of its own
 	stop    []func()
 }
 
@@ -131,6 +132,13 @@ func StartStack(ctx context.Context, o Options) (*Stack, error) {
 			return nil, err
 		}
 		s.stop = append(s.stop, w.Stop)
+	} else {
+		w, err := startWorker(o.WorkerBinary, c)
+		if err != nil {
+			return nil, err
+		}
+		s.worker = w
+		s.stop = append(s.stop, w.stop)
 	}
 	srv, err := service.APIServer(d)
 	if err != nil {
@@ -200,9 +208,15 @@ func (s *Stack) Import(ctx context.Context, path, typ string) (importer.Job, tim
 		if job.State != importer.StateRunning {
 			return job, time.Since(start), nil
 		}
+		var workerExited <-chan struct{}
+		if s.worker != nil {
+			workerExited = s.worker.exited
+		}
 		select {
 		case <-ctx.Done():
 			return job, 0, ctx.Err()
+		case <-workerExited:
+			return job, 0, fmt.Errorf("import %s: the worker process exited: %v", up.ImportID, s.worker.err)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

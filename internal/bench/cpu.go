@@ -10,53 +10,83 @@ import (
 	"time"
 )
 
-// cpuSample is the CPU time used so far by this process and by the MySQL
-// server, when the server runs on this machine (else its field stays 0).
-// Printed next to wall times, it shows which side of the connection a
-// change moved the cost to.
+// cpuSample is the CPU time used so far by the service (this process, plus
+// the worker process when it runs apart) and by the MySQL server when that
+// runs on this machine. Printed next to wall times, it shows which side of
+// the connection a change moved the cost to.
 type cpuSample struct {
-	self, server time.Duration
+	service, server time.Duration
+	serverSeen      bool
 }
 
-func sampleCPU() cpuSample {
+// sampleCPU samples this process, worker (when not nil) and the server.
+func sampleCPU(worker *workerProcess) cpuSample {
 	var s cpuSample
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
-		s.self = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+		s.service = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	s.server = serverCPU()
+	if worker != nil {
+		if d, ok := procCPU(strconv.Itoa(worker.cmd.Process.Pid)); ok {
+			s.service += d
+		}
+	}
+	s.server, s.serverSeen = serverCPU()
 	return s
 }
 
 func (s cpuSample) since(earlier cpuSample) cpuSample {
-	return cpuSample{self: s.self - earlier.self, server: s.server - earlier.server}
+	return cpuSample{service: s.service - earlier.service, server: s.server - earlier.server,
+		serverSeen: s.serverSeen && earlier.serverSeen}
 }
 
-// serverCPU sums utime and stime of a local mariadbd or mysqld process.
-func serverCPU() time.Duration {
+// serverText is the server's CPU seconds, or n/a when no local server was
+// found (a remote one, say).
+func (s cpuSample) serverText() string {
+	if !s.serverSeen {
+		return "n/a"
+	}
+	return strconv.FormatFloat(s.server.Seconds(), 'f', 1, 64)
+}
+
+// serverCPU is the CPU time of the first local mariadbd or mysqld process.
+// With several servers on the machine it may be another than the one the
+// benchmark uses.
+func serverCPU() (time.Duration, bool) {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		comm, err := os.ReadFile(filepath.Join(d, "comm"))
 		if err != nil {
 			continue
 		}
-		if name := string(bytes.TrimSpace(comm)); name != "mariadbd" && name != "mysqld" {
-			continue
+		if name := string(bytes.TrimSpace(comm)); name == "mariadbd" || name == "mysqld" {
+			return procCPU(filepath.Base(d))
 		}
-		stat, err := os.ReadFile(filepath.Join(d, "stat"))
-		if err != nil {
-			return 0
-		}
-		// Fields after the parenthesised command name; utime and stime are
-		// the 14th and 15th fields of the line, in clock ticks (100 Hz).
-		rest := string(stat[bytes.LastIndexByte(stat, ')')+2:])
-		f := strings.Fields(rest)
-		if len(f) < 13 {
-			return 0
-		}
-		u, _ := strconv.ParseInt(f[11], 10, 64)
-		st, _ := strconv.ParseInt(f[12], 10, 64)
-		return time.Duration(u+st) * 10 * time.Millisecond
 	}
-	return 0
+	return 0, false
+}
+
+// procCPU sums utime and stime of /proc/<pid>.
+func procCPU(pid string) (time.Duration, bool) {
+	stat, err := os.ReadFile("/proc/" + pid + "/stat")
+	if err != nil {
+		return 0, false
+	}
+	// Fields after the parenthesised command name; utime and stime are
+	// the 14th and 15th fields of the line, in clock ticks (USER_HZ, 100
+	// on Linux).
+	i := bytes.LastIndexByte(stat, ')')
+	if i < 0 || i+2 > len(stat) {
+		return 0, false
+	}
+	f := strings.Fields(string(stat[i+2:]))
+	if len(f) < 13 {
+		return 0, false
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	st, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, false
+	}
+	return time.Duration(u+st) * 10 * time.Millisecond, true
 }

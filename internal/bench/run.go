@@ -5,16 +5,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jmoiron/sqlx"
 
-	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/gen"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/records"
@@ -54,20 +51,20 @@ func Run(ctx context.Context, o Options) error {
 
 	report := func(name string, rows int64, base, imp time.Duration, job importer.Job, baseCPU, cpu cpuSample) {
 		fmt.Fprintf(out, "%-22s %9d %11.2fs %11.2fs %12.0f %7.2fx   (written %d, rejected %d, chunks %d)\n"+
-			"%-22s cpu seconds: baseline client %.1f + mysql %.1f; import service %.1f + mysql %.1f\n",
+			"%-22s cpu seconds: baseline client %.1f + mysql %s; import stack %.1f + mysql %s\n",
 			name, rows, base.Seconds(), imp.Seconds(), float64(rows)/imp.Seconds(), imp.Seconds()/base.Seconds(),
 			job.RowsWritten, job.RowsRejected, job.ChunksTotal,
-			"", baseCPU.self.Seconds(), baseCPU.server.Seconds(), cpu.self.Seconds(), cpu.server.Seconds())
+			"", baseCPU.service.Seconds(), baseCPU.serverText(), cpu.service.Seconds(), cpu.serverText())
 	}
 
-	b0 := sampleCPU()
+	b0 := sampleCPU(s.worker)
 	base, err := Baseline(ctx, db, ordersCSV, "baseline_orders", records.OrderColumns, "")
 	if err != nil {
 		return err
 	}
-	baseCPU := sampleCPU().since(b0)
+	baseCPU := sampleCPU(s.worker).since(b0)
 	ordersBaseCPU := baseCPU
-	c0 := sampleCPU()
+	c0 := sampleCPU(s.worker)
 	job, took, err := s.Import(ctx, ordersCSV, "")
 	if err != nil {
 		return err
@@ -75,19 +72,19 @@ func Run(ctx context.Context, o Options) error {
 	if job.State != importer.StateCompleted {
 		return fmt.Errorf("orders import %s: %+v", job.State, job)
 	}
-	report("orders.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU().since(c0))
+	report("orders.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU(s.worker).since(c0))
 	ordersBase := base
 	if err := reportTableFloor(ctx, out, db, base, []string{"orders"}, "idx_orders_email_bidx"); err != nil {
 		return err
 	}
 
-	b0 = sampleCPU()
+	b0 = sampleCPU(s.worker)
 	base, err = Baseline(ctx, db, paymentsCSV, "baseline_payments", gen.Columns("payments"), "")
 	if err != nil {
 		return err
 	}
-	baseCPU = sampleCPU().since(b0)
-	c0 = sampleCPU()
+	baseCPU = sampleCPU(s.worker).since(b0)
+	c0 = sampleCPU(s.worker)
 	job, took, err = s.Import(ctx, paymentsCSV, "")
 	if err != nil {
 		return err
@@ -95,7 +92,7 @@ func Run(ctx context.Context, o Options) error {
 	if job.State != importer.StateCompleted {
 		return fmt.Errorf("payments import %s: %+v", job.State, job)
 	}
-	report("payments.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU().since(c0))
+	report("payments.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU(s.worker).since(c0))
 	if err := reportTableFloor(ctx, out, db, base, []string{"payments", "payment_events"}, "uq_payments_gateway_ref"); err != nil {
 		return err
 	}
@@ -112,7 +109,7 @@ func Run(ctx context.Context, o Options) error {
 			return fmt.Errorf("%s: %w", q, err)
 		}
 	}
-	c0 = sampleCPU()
+	c0 = sampleCPU(s.worker)
 	job, took, err = s.Import(ctx, ordersXML, "")
 	if err != nil {
 		return err
@@ -120,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	if job.State != importer.StateCompleted {
 		return fmt.Errorf("xml import %s: %+v", job.State, job)
 	}
-	report("orders.xml vs csv base", job.RowsRead, ordersBase, took, job, ordersBaseCPU, sampleCPU().since(c0))
+	report("orders.xml vs csv base", job.RowsRead, ordersBase, took, job, ordersBaseCPU, sampleCPU(s.worker).since(c0))
 	rss, _ := PeakRSS()
 	fmt.Fprintf(out, "\npeak RSS of this process (stack + benchmark): %d MiB\n", rss>>20)
 	return nil
@@ -142,16 +139,6 @@ func runRSS(ctx context.Context, o Options) error {
 		return err
 	}
 	defer s.Close()
-	var worker *exec.Cmd
-	if o.WorkerBinary != "" {
-		if worker, err = startWorker(o.WorkerBinary, s.Config); err != nil {
-			return err
-		}
-		defer func() {
-			_ = worker.Process.Signal(syscall.SIGTERM)
-			_ = worker.Wait()
-		}()
-	}
 	job, took, err := s.Import(ctx, path, "")
 	if err != nil {
 		return err
@@ -162,8 +149,8 @@ func runRSS(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintf(o.Out, "imported %s (%d MiB, %d rows) in %.1fs (%.0f rows/s), state %s\n",
 		filepath.Base(path), fi.Size()>>20, job.RowsRead, took.Seconds(), float64(job.RowsRead)/took.Seconds(), job.State)
-	if worker != nil {
-		wrss, err := peakRSSOf(strconv.Itoa(worker.Process.Pid))
+	if s.worker != nil {
+		wrss, err := peakRSSOf(strconv.Itoa(s.worker.cmd.Process.Pid))
 		if err != nil {
 			return err
 		}
@@ -175,32 +162,6 @@ func runRSS(ctx context.Context, o Options) error {
 		return fmt.Errorf("import %s", job.State)
 	}
 	return nil
-}
-
-// startWorker runs the worker program against the stack, configured the way
-// an operator would: through the environment.
-func startWorker(bin string, c config.Config) (*exec.Cmd, error) {
-	blobURL, err := c.StagingURL()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin)
-	cmd.Env = append(os.Environ(),
-		"PAYMENTS_MYSQL_DSN="+c.MySQLDSN,
-		"TEMPORAL_ADDRESS="+c.TemporalAddress,
-		"TEMPORAL_NAMESPACE="+c.TemporalNamespace,
-		"PAYMENTS_BLOB_URL="+blobURL,
-		"PAYMENTS_KEYS="+c.Keys,
-		"PAYMENTS_BLIND_INDEX_KEY="+c.BlindIndexKey,
-		"PAYMENTS_IMPORT_CHUNK_ROWS="+strconv.Itoa(c.ImportChunkRows),
-		"PAYMENTS_IMPORT_PARALLELISM="+strconv.Itoa(c.ImportParallelism),
-		"PAYMENTS_LOG_LEVEL=warn",
-	)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start worker %s: %w", bin, err)
-	}
-	return cmd, nil
 }
 
 // reportTableFloor prints how long the server alone takes to store rows the

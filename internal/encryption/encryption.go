@@ -119,15 +119,21 @@ func (k *Keyring) KeyIDs() []string {
 // Decrypt. For database columns use [AAD] so a value cannot be moved to
 // another row or column.
 func (k *Keyring) Encrypt(plaintext, aad []byte) ([]byte, error) {
-	return k.AppendEncrypt(nil, plaintext, aad)
+	ct, err := k.AppendEncrypt(nil, plaintext, aad)
+	if err != nil {
+		return nil, err
+	}
+	return ct, nil
 }
 
 // AppendEncrypt is [Keyring.Encrypt] appending the ciphertext to dst, so
-// bulk writers can encrypt a row's fields into one reused buffer.
+// bulk writers can encrypt a row's fields into one reused buffer. plaintext
+// and aad must not share memory with dst's spare capacity. On error dst is
+// returned unchanged.
 func (k *Keyring) AppendEncrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	aead, err := k.primaryAEAD()
 	if err != nil {
-		return nil, err
+		return dst, err
 	}
 	start := len(dst)
 	dst = slices.Grow(dst, 2+len(k.primary)+nonceSize+len(plaintext)+tagSize)
@@ -136,7 +142,7 @@ func (k *Keyring) AppendEncrypt(dst, plaintext, aad []byte) ([]byte, error) {
 	hdr := dst[start:]
 	nonce := dst[len(dst) : len(dst)+nonceSize]
 	if _, err := rand.Read(nonce); err != nil {
-		return nil, fmt.Errorf("encryption: generating nonce: %w", err)
+		return dst[:start], fmt.Errorf("encryption: generating nonce: %w", err)
 	}
 	dst = dst[:len(dst)+nonceSize]
 	return aead.Seal(dst, nonce, plaintext, additionalData(hdr, aad)), nil
