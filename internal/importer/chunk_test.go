@@ -154,3 +154,21 @@ func TestChunkOfAnEndedImportWritesNothing(t *testing.T) {
 		t.Fatalf("job %+v", j)
 	}
 }
+
+func TestSameIDWithinOneChunk(t *testing.T) {
+	im := newImporter(t)
+	data := []byte("order_id,order_amount,customer_email\nB,1.00,b@example.com\nA,1.00,a@example.com\nB,1.00,b@example.com\nA,2.00,a@example.com\n")
+	p := plan(t, im, "imp-dup", data, 10)
+	res := run(t, im, "imp-dup", data, p, p.Chunks[0])
+	if res.RowsWritten != 2 || res.RowsUnchanged != 1 || res.RowsRejected != 1 {
+		t.Fatalf("%+v: want 2 written, the repeated B unchanged, the different A rejected", res)
+	}
+	var code string
+	var line int
+	if err := im.DB.QueryRow("SELECT code, line_no FROM import_rejects WHERE import_id = 'imp-dup'").Scan(&code, &line); err != nil {
+		t.Fatal(err)
+	}
+	if code != ledger.CodeDuplicateConflict || line != 5 {
+		t.Fatalf("reject %s at line %d, want %s at line 5", code, line, ledger.CodeDuplicateConflict)
+	}
+}
