@@ -630,6 +630,7 @@ const bulkSavepoint = "ledger_bulk_payments"
 func (b *batch) loadNewPayments(ctx context.Context, tx *sqlx.Tx) (bool, error) {
 	var buf bytes.Buffer
 	buf.Grow(len(b.inserts) * 200)
+	var created []byte
 	for _, r := range b.inserts {
 		loaddata.Field(&buf, []byte(r.id), '\t')
 		loaddata.Field(&buf, []byte(r.orderID), '\t')
@@ -641,15 +642,18 @@ func (b *batch) loadNewPayments(ctx context.Context, tx *sqlx.Tx) (bool, error) 
 		loaddata.NullableField(&buf, r.detailsCT, r.detailsCT == nil, '\t')
 		loaddata.NullableField(&buf, []byte(r.gatewayRef), r.gatewayRef == "", '\t')
 		loaddata.NullableField(&buf, []byte(r.failure), r.failure == "", '\t')
-		buf.WriteString(r.createdAt.Format(loaddata.DateTime))
-		buf.WriteByte('\t')
-		buf.WriteString(b.now.Format(loaddata.DateTime))
-		buf.WriteByte('\n')
+		created = loaddata.AppendDateTime(created[:0], r.createdAt)
+		loaddata.Field(&buf, created, '\n')
 	}
 	if _, err := tx.ExecContext(ctx, "SAVEPOINT "+bulkSavepoint); err != nil {
 		return false, fmt.Errorf("load payments: %w", err)
 	}
-	n, warnings, err := loadDataCounted(ctx, tx, buf.Bytes(), "payments", paymentColumns)
+	// updated_at is the batch's own time, set once for the statement: the
+	// server parses every byte a row carries. The literal is ours (digits
+	// and separators), never input.
+	n, warnings, err := loadDataCounted(ctx, tx, buf.Bytes(), "payments", `(payment_id, order_id, payment_amount,
+		currency, payment_status, payment_method, payment_details, gateway_ref, failure_reason, created_at)
+		SET updated_at = '`+string(loaddata.AppendDateTime(nil, b.now))+`'`)
 	if err != nil {
 		return false, fmt.Errorf("load payments: %w", err)
 	}
@@ -732,26 +736,34 @@ func (b *batch) writeEvents(ctx context.Context, tx *sqlx.Tx) error {
 // warning would mean a value was altered, which fails the batch.
 func (b *batch) loadEvents(ctx context.Context, tx *sqlx.Tx) error {
 	var buf bytes.Buffer
-	buf.Grow(len(b.events) * 100)
-	now := b.now.Format(loaddata.DateTime)
+	buf.Grow(len(b.events) * 64)
 	for _, ev := range b.events {
 		loaddata.Field(&buf, []byte(ev.paymentID), '\t')
 		loaddata.Field(&buf, []byte(ev.orderID), '\t')
 		loaddata.NullableField(&buf, []byte(ev.from), ev.from == "", '\t')
 		loaddata.Field(&buf, []byte(ev.to), '\t')
-		loaddata.Field(&buf, []byte(b.src), '\t')
-		loaddata.NullableField(&buf, []byte(b.ref), b.ref == "", '\t')
 		if ev.applied {
 			buf.WriteString("1\t")
 		} else {
 			buf.WriteString("0\t")
 		}
 		note := clipNote(ev.note)
-		loaddata.NullableField(&buf, []byte(note), note == "", '\t')
-		buf.WriteString(now)
-		buf.WriteByte('\n')
+		loaddata.NullableField(&buf, []byte(note), note == "", '\n')
 	}
-	n, warnings, err := loadDataCounted(ctx, tx, buf.Bytes(), "payment_events", eventColumns)
+	// What every event of the batch shares is set once for the statement:
+	// source and reference through session variables (the reference may
+	// come from outside, so it is a bound parameter, never SQL text), the
+	// time as our own literal.
+	var ref any
+	if b.ref != "" {
+		ref = b.ref
+	}
+	if _, err := tx.ExecContext(ctx, "SET @payments_event_source = ?, @payments_event_ref = ?", string(b.src), ref); err != nil {
+		return fmt.Errorf("load payment events: %w", err)
+	}
+	n, warnings, err := loadDataCounted(ctx, tx, buf.Bytes(), "payment_events", `(payment_id, order_id, from_status,
+		to_status, applied, note) SET source = @payments_event_source, reference = @payments_event_ref,
+		created_at = '`+string(loaddata.AppendDateTime(nil, b.now))+`'`)
 	if err != nil {
 		return fmt.Errorf("load payment events: %w", err)
 	}

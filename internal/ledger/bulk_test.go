@@ -986,3 +986,43 @@ func TestBulkFindsStoredPayments(t *testing.T) {
 		t.Errorf("HELD-2 is held by %q (%v), want H2", held, err)
 	}
 }
+
+// What a bulk batch's rows share (the batch's time, the source, the
+// reference) is set once for its LOAD statements; every row must still
+// carry it, and a reference is stored as given, quotes and all.
+func TestBulkRowsCarryTheBatchsTimeAndReference(t *testing.T) {
+	defer ledger.SetBulkMinRows(2)()
+	l, db := newLedger(t)
+	insertOrder(t, db, "O-1", 1_000_000, "USD")
+	batch := []ledger.Payment{pay("P-1", "O-1", 100, ledger.StatusSuccess), pay("P-2", "O-1", 200, ledger.StatusPending),
+		pay("P-3", "O-1", 300, ledger.StatusFailed)}
+	loads, _ := ledger.BulkCounters()
+	ref := `import/it's "quoted"\`
+	if _, err := l.Record(context.Background(), ledger.SourceImport, ref, batch); err != nil {
+		t.Fatal(err)
+	}
+	if after, _ := ledger.BulkCounters(); after-loads < 2 {
+		t.Fatalf("%d LOAD DATA statements ran, want payments and events loaded in bulk", after-loads)
+	}
+	var stamps []time.Time
+	if err := db.Select(&stamps, "SELECT updated_at FROM payments UNION ALL SELECT created_at FROM payment_events"); err != nil {
+		t.Fatal(err)
+	}
+	if len(stamps) != 6 {
+		t.Fatalf("%d payment and event rows, want 6", len(stamps))
+	}
+	for _, s := range stamps[1:] {
+		if !s.Equal(stamps[0]) || s.IsZero() {
+			t.Fatalf("rows of one batch carry different times: %v", stamps)
+		}
+	}
+	var refs []string
+	if err := db.Select(&refs, "SELECT CONCAT(source, ' ', reference) FROM payment_events"); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range refs {
+		if r != "import "+ref {
+			t.Fatalf("event source and reference %q, want %q", r, "import "+ref)
+		}
+	}
+}

@@ -97,7 +97,8 @@ func NullableField(buf *bytes.Buffer, b []byte, null bool, term byte) {
 }
 
 // Load runs LOAD DATA LOCAL INFILE of data (lines written with Field) into
-// table's columns ("(a, b, c)") inside tx, through a reader handler
+// table's columns ("(a, b, c)", optionally followed by a SET clause of
+// trusted SQL for columns the rows leave out) inside tx, through a reader handler
 // registered for this call only. It returns the rows stored and the
 // statement's warning count: LOAD DATA LOCAL skips rows whose key exists
 // (with a warning) instead of failing, so callers compare.
