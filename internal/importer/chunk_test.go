@@ -172,3 +172,22 @@ func TestSameIDWithinOneChunk(t *testing.T) {
 		t.Fatalf("reject %s at line %d, want %s at line 5", code, line, ledger.CodeDuplicateConflict)
 	}
 }
+
+func TestPaymentsChunkFindsOnlyItsOpenOrders(t *testing.T) {
+	im := newImporter(t)
+	orders := []byte("order_id,order_amount,customer_email\nA,5.00,a@example.com\nB,5.00,b@example.com\nD,5.00,d@example.com\n")
+	p := plan(t, im, "imp-o", orders, 10)
+	run(t, im, "imp-o", orders, p, p.Chunks[0])
+	// B is ours and open; C lies between our ids and Z after them, open but not ours.
+	for _, id := range []string{"B", "C", "Z"} {
+		if _, err := im.DB.Exec("INSERT INTO order_workflows (order_id, opened_at) VALUES (?, NOW(6))", id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pays := []byte("payment_id,order_id,payment_amount,payment_method,payment_status\nP1,A,1.00,CARD,SUCCESS\nP2,B,1.00,CARD,SUCCESS\nP3,D,1.00,CARD,PENDING\nP4,B,1.00,CARD,FAILED\n")
+	pp := plan(t, im, "imp-p", pays, 10)
+	res := run(t, im, "imp-p", pays, pp, pp.Chunks[0])
+	if res.RowsWritten != 4 || len(res.OpenOrders) != 1 || res.OpenOrders[0] != "B" {
+		t.Fatalf("%+v open %v: want 4 written and only B open", res, res.OpenOrders)
+	}
+}
