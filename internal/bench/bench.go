@@ -222,9 +222,10 @@ func (s *Stack) Import(ctx context.Context, path, typ string) (importer.Job, tim
 	}
 }
 
-// Baseline loads path with LOAD DATA LOCAL INFILE into a plain table of
-// text columns (no keys, no encryption, no validation) and returns the time.
-func Baseline(ctx context.Context, db *sqlx.DB, path, table string, columns []string, xmlRows string) (time.Duration, error) {
+// Baseline loads the CSV file path with LOAD DATA LOCAL INFILE into a plain
+// table of text columns (no keys, no encryption, no validation) and returns
+// the time.
+func Baseline(ctx context.Context, db *sqlx.DB, path, table string, columns []string) (time.Duration, error) {
 	cols := make([]string, len(columns))
 	for i, c := range columns {
 		cols[i] = database.QuoteIdent(c) + " VARCHAR(255)"
@@ -239,9 +240,6 @@ func Baseline(ctx context.Context, db *sqlx.DB, path, table string, columns []st
 	defer mysql.DeregisterLocalFile(path)
 	q := "LOAD DATA LOCAL INFILE '" + path + "' INTO TABLE " + table +
 		" FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' LINES TERMINATED BY '\\n' IGNORE 1 LINES"
-	if xmlRows != "" {
-		q = "LOAD XML LOCAL INFILE '" + path + "' INTO TABLE " + table + " ROWS IDENTIFIED BY '<" + xmlRows + ">'"
-	}
 	start := time.Now()
 	if _, err := db.ExecContext(ctx, q); err != nil {
 		return 0, fmt.Errorf("baseline %s: %w", path, err)

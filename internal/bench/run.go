@@ -49,75 +49,44 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(out, "stack up: database %s, chunk rows %d, parallelism %d\n\n", s.DBName, o.ChunkRows, o.Parallelism)
 	fmt.Fprintf(out, "%-22s %9s %12s %12s %12s %8s\n", "file", "rows", "baseline", "import", "import rows/s", "ratio")
 
-	report := func(name string, rows int64, base, imp time.Duration, job importer.Job, baseCPU, cpu cpuSample) {
-		fmt.Fprintf(out, "%-22s %9d %11.2fs %11.2fs %12.0f %7.2fx   (written %d, rejected %d, chunks %d)\n"+
-			"%-22s cpu seconds: baseline client %.1f + mysql %s; import stack %.1f + mysql %s\n",
-			name, rows, base.Seconds(), imp.Seconds(), float64(rows)/imp.Seconds(), imp.Seconds()/base.Seconds(),
-			job.RowsWritten, job.RowsRejected, job.ChunksTotal,
-			"", baseCPU.service.Seconds(), baseCPU.serverText(), cpu.service.Seconds(), cpu.serverText())
-	}
-
-	b0 := sampleCPU(s.worker)
-	base, err := Baseline(ctx, db, ordersCSV, "baseline_orders", records.OrderColumns, "")
+	ordersBase, ordersBaseCPU, err := s.baseline(ctx, ordersCSV, "baseline_orders", records.OrderColumns)
 	if err != nil {
 		return err
 	}
-	baseCPU := sampleCPU(s.worker).since(b0)
-	ordersBaseCPU := baseCPU
-	c0 := sampleCPU(s.worker)
-	job, took, err := s.Import(ctx, ordersCSV, "")
-	if err != nil {
+	if err := s.measure(ctx, out, "orders.csv", ordersCSV, ordersBase, ordersBaseCPU); err != nil {
 		return err
 	}
-	if job.State != importer.StateCompleted {
-		return fmt.Errorf("orders import %s: %+v", job.State, job)
-	}
-	report("orders.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU(s.worker).since(c0))
-	ordersBase := base
-	if err := reportTableFloor(ctx, out, db, base, []string{"orders"}, "idx_orders_email_bidx"); err != nil {
+	if err := reportTableFloor(ctx, out, db, ordersBase, []string{"orders"}, "idx_orders_email_bidx"); err != nil {
 		return err
 	}
 
-	b0 = sampleCPU(s.worker)
-	base, err = Baseline(ctx, db, paymentsCSV, "baseline_payments", gen.Columns("payments"), "")
+	base, baseCPU, err := s.baseline(ctx, paymentsCSV, "baseline_payments", gen.Columns("payments"))
 	if err != nil {
 		return err
 	}
-	baseCPU = sampleCPU(s.worker).since(b0)
-	c0 = sampleCPU(s.worker)
-	job, took, err = s.Import(ctx, paymentsCSV, "")
-	if err != nil {
+	if err := s.measure(ctx, out, "payments.csv", paymentsCSV, base, baseCPU); err != nil {
 		return err
 	}
-	if job.State != importer.StateCompleted {
-		return fmt.Errorf("payments import %s: %+v", job.State, job)
-	}
-	report("payments.csv", job.RowsRead, base, took, job, baseCPU, sampleCPU(s.worker).since(c0))
 	if err := reportTableFloor(ctx, out, db, base, []string{"payments", "payment_events"}, "uq_payments_gateway_ref"); err != nil {
 		return err
 	}
 
-	// XML orders into empty tables again, against the CSV baseline.
-	for _, q := range []string{"SET FOREIGN_KEY_CHECKS = 0", "TRUNCATE payment_events", "TRUNCATE payments", "TRUNCATE orders", "SET FOREIGN_KEY_CHECKS = 1"} {
-		conn, err := db.Conn(ctx)
-		if err != nil {
-			return err
-		}
-		_, err = conn.ExecContext(ctx, q)
-		conn.Close()
-		if err != nil && q != "SET FOREIGN_KEY_CHECKS = 0" && q != "SET FOREIGN_KEY_CHECKS = 1" {
-			return fmt.Errorf("%s: %w", q, err)
-		}
-	}
-	c0 = sampleCPU(s.worker)
-	job, took, err = s.Import(ctx, ordersXML, "")
+	// XML orders into empty tables again, against the CSV baseline. One
+	// connection: FOREIGN_KEY_CHECKS is a session setting.
+	conn, err := db.Conn(ctx)
 	if err != nil {
 		return err
 	}
-	if job.State != importer.StateCompleted {
-		return fmt.Errorf("xml import %s: %+v", job.State, job)
+	for _, q := range []string{"SET FOREIGN_KEY_CHECKS = 0", "TRUNCATE payment_events", "TRUNCATE payments", "TRUNCATE orders", "SET FOREIGN_KEY_CHECKS = 1"} {
+		if _, err := conn.ExecContext(ctx, q); err != nil {
+			conn.Close()
+			return fmt.Errorf("%s: %w", q, err)
+		}
 	}
-	report("orders.xml vs csv base", job.RowsRead, ordersBase, took, job, ordersBaseCPU, sampleCPU(s.worker).since(c0))
+	conn.Close()
+	if err := s.measure(ctx, out, "orders.xml vs csv base", ordersXML, ordersBase, ordersBaseCPU); err != nil {
+		return err
+	}
 	rss, _ := PeakRSS()
 	fmt.Fprintf(out, "\npeak RSS of this process (stack + benchmark): %d MiB\n", rss>>20)
 	return nil
@@ -209,5 +178,31 @@ func reportTableFloor(ctx context.Context, out io.Writer, db *sqlx.DB, base time
 		line += fmt.Sprintf("; without %s %.2fs", dropIndex, took.Seconds())
 	}
 	fmt.Fprintf(out, "%-22s %s\n", "", line)
+	return nil
+}
+
+// baseline runs Baseline for a CSV file, with the CPU it took.
+func (s *Stack) baseline(ctx context.Context, path, table string, columns []string) (time.Duration, cpuSample, error) {
+	c0 := sampleCPU(s.worker)
+	took, err := Baseline(ctx, s.Deps.DB, path, table, columns)
+	return took, sampleCPU(s.worker).since(c0), err
+}
+
+// measure imports path and prints its line against the baseline's.
+func (s *Stack) measure(ctx context.Context, out io.Writer, name, path string, base time.Duration, baseCPU cpuSample) error {
+	c0 := sampleCPU(s.worker)
+	job, took, err := s.Import(ctx, path, "")
+	if err != nil {
+		return err
+	}
+	if job.State != importer.StateCompleted {
+		return fmt.Errorf("%s import %s: %+v", name, job.State, job)
+	}
+	cpu := sampleCPU(s.worker).since(c0)
+	fmt.Fprintf(out, "%-22s %9d %11.2fs %11.2fs %12.0f %7.2fx   (written %d, rejected %d, chunks %d)\n"+
+		"%-22s cpu seconds: baseline client %.1f + mysql %s; import stack %.1f + mysql %s\n",
+		name, job.RowsRead, base.Seconds(), took.Seconds(), float64(job.RowsRead)/took.Seconds(), took.Seconds()/base.Seconds(),
+		job.RowsWritten, job.RowsRejected, job.ChunksTotal,
+		"", baseCPU.service.Seconds(), baseCPU.serverText(), cpu.service.Seconds(), cpu.serverText())
 	return nil
 }

@@ -1,6 +1,7 @@
 package importer
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -63,13 +64,8 @@ func TestParseOrder(t *testing.T) {
 		{"not an email", map[string]string{"customer_email": "jane"}, ledger.CodeMalformed, "customer_email"},
 	}
 	for _, c := range cases {
-		row := map[string]string{}
-		for k, v := range good {
-			row[k] = v
-		}
-		for k, v := range c.set {
-			row[k] = v
-		}
+		row := maps.Clone(good)
+		maps.Copy(row, c.set)
 		_, fe := ParseOrder(orderRow(row))
 		if fe == nil || fe.Code != c.code || !strings.Contains(fe.Message, c.in) {
 			t.Errorf("%s: got %v, want %s naming %q", c.name, fe, c.code, c.in)
@@ -108,13 +104,8 @@ func TestParsePayment(t *testing.T) {
 		{"bad date", map[string]string{"created_at": "31/12/2026"}, ledger.CodeBadDate, "created_at"},
 	}
 	for _, c := range cases {
-		row := map[string]string{}
-		for k, v := range good {
-			row[k] = v
-		}
-		for k, v := range c.set {
-			row[k] = v
-		}
+		row := maps.Clone(good)
+		maps.Copy(row, c.set)
 		_, fe := ParsePayment(paymentRow(row))
 		if fe == nil || fe.Code != c.code || !strings.Contains(fe.Message, c.in) {
 			t.Errorf("%s: got %v, want %s naming %q", c.name, fe, c.code, c.in)

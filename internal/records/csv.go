@@ -90,6 +90,26 @@ func (s *source) slowCSV(sp *span) (bool, error) {
 	var lines int64
 	skipping := false
 	var prev byte // last byte discarded while skipping
+	// finish ends the record: its content runs to buffer index contentEnd
+	// (a trailing \r dropped), the next record starts at next.
+	finish := func(contentEnd, next int, lineAfter int64) {
+		last := prev
+		if contentEnd > s.r {
+			last = s.buf[contentEnd-1]
+		}
+		n := s.bufOff + int64(contentEnd) - startOff
+		if n > 0 && last == '\r' {
+			n--
+		}
+		*sp = span{off: startOff, end: s.bufOff + int64(next), line: startLine, quoted: true}
+		if skipping || n > int64(s.max) {
+			sp.tooLong = true
+		} else {
+			sp.data = s.buf[s.r : s.r+int(n)]
+		}
+		s.r = next
+		s.line = lineAfter
+	}
 	i := s.r
 	for {
 		if i >= s.w {
@@ -97,23 +117,7 @@ func (s *source) slowCSV(sp *span) (bool, error) {
 				if st == stQuoted {
 					return false, fmt.Errorf("line %d: file ends inside a quoted field (truncated?)", startLine)
 				}
-				end := s.bufOff + int64(i)
-				n := end - startOff
-				last := prev
-				if i > s.r {
-					last = s.buf[i-1]
-				}
-				if n > 0 && last == '\r' {
-					n--
-				}
-				*sp = span{off: startOff, end: end, line: startLine, quoted: true}
-				if skipping || n > int64(s.max) {
-					sp.tooLong = true
-				} else {
-					sp.data = s.buf[s.r : s.r+int(n)]
-				}
-				s.r = i
-				s.line = startLine + lines
+				finish(i, i, startLine+lines)
 				return true, nil
 			}
 			if !skipping && s.bufOff+int64(i)-startOff > int64(s.max)+1 {
@@ -150,24 +154,7 @@ func (s *source) slowCSV(sp *span) (bool, error) {
 		switch c {
 		case '\n':
 			// end of record (st is not stQuoted here)
-			endIdx := i - 1
-			before := prev
-			if endIdx > s.r {
-				before = s.buf[endIdx-1]
-			}
-			end := s.bufOff + int64(i)
-			n := end - 1 - startOff
-			if n > 0 && before == '\r' {
-				n--
-			}
-			*sp = span{off: startOff, end: end, line: startLine, quoted: true}
-			if skipping || n > int64(s.max) {
-				sp.tooLong = true
-			} else {
-				sp.data = s.buf[s.r : s.r+int(n)]
-			}
-			s.r = i
-			s.line = startLine + lines + 1
+			finish(i-1, i, startLine+lines+1)
 			return true, nil
 		case '"':
 			switch st {

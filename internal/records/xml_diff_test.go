@@ -2,7 +2,6 @@ package records
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -12,50 +11,18 @@ import (
 
 // refPlanChunks is PlanChunks with the former, encoding/xml-based XML planner.
 func refPlanChunks(r io.Reader, kindHint Kind, rowsPerChunk int, lim Limits) (*Plan, error) {
-	lim = lim.norm()
-	if kindHint != "" && kindHint != KindOrders && kindHint != KindPayments {
-		return nil, fmt.Errorf("unknown type %q (want %q or %q)", kindHint, KindOrders, KindPayments)
-	}
-	src := newSource(r, 0, 1, lim.MaxRecordBytes)
-	format, err := sniff(src)
-	if err != nil {
-		return nil, err
-	}
-	if format == FormatXML {
-		return refPlanXML(src, kindHint, rowsPerChunk, lim)
-	}
-	return planCSV(src, kindHint, rowsPerChunk, lim)
+	return planChunks(r, kindHint, rowsPerChunk, lim, refPlanXML)
 }
 
 // readXMLChunkWith reads chunk c with the new reader (ref false) or the
 // former one (ref true).
 func readXMLChunkWith(data []byte, p *Plan, c Chunk, lim Limits, oneByte, ref bool) ([]rec, error) {
-	var in io.Reader = bytes.NewReader(data[c.Start:c.End])
-	if oneByte {
-		in = iotest.OneByteReader(in)
-	}
+	in := chunkInput(data, c, oneByte)
 	lim = lim.norm()
-	var next func() (Record, error)
 	if ref {
-		next = newRefXMLReader(in, p, c, lim).next
-	} else {
-		next = NewReader(in, p, c, lim).Next
+		return collect(newRefXMLReader(in, p, c, lim).next)
 	}
-	var out []rec
-	for {
-		x, err := next()
-		if err == io.EOF {
-			return out, nil
-		}
-		if err != nil {
-			return out, err
-		}
-		got := rec{Line: x.Line, Number: x.Number, Values: append([]string(nil), x.Values...)}
-		if x.Err != nil {
-			got.Err = x.Err.Error()
-		}
-		out = append(out, got)
-	}
+	return collect(NewReader(in, p, c, lim).Next)
 }
 
 func errString(err error) string {
