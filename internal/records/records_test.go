@@ -681,4 +681,3 @@ func benchRead(b *testing.B, xmlFormat bool) {
 func BenchmarkReadCSV(b *testing.B) { benchRead(b, false) }
 
 func BenchmarkReadXML(b *testing.B) { benchRead(b, true) }
-
