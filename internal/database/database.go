@@ -5,6 +5,7 @@ package database
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -89,6 +90,13 @@ func createDatabase(ctx context.Context, cfg *mysql.Config) error {
 		return fmt.Errorf("create database %s at %s: %w", cfg.DBName, cfg.Addr, err)
 	}
 	return nil
+}
+
+// IsDuplicateKey reports whether err is MySQL's duplicate-key error (1062),
+// the answer to an INSERT whose key is taken.
+func IsDuplicateKey(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1062
 }
 
 // QuoteIdent quotes a MySQL identifier.

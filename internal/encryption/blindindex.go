@@ -90,8 +90,13 @@ func parseBlindIndexKey(b64 string) (*BlindIndex, error) {
 // "email" + 0x00 + the address with surrounding spaces trimmed and lower-cased,
 // so lookups are case-insensitive. It equals Sum("email", normalized).
 func (b *BlindIndex) Email(email string) []byte {
-	return b.Sum("email", strings.ToLower(strings.TrimSpace(email)))[:EmailIndexSize]
+	return b.Sum("email", NormalizeEmail(email))[:EmailIndexSize]
 }
+
+// NormalizeEmail is an email address as its blind index sees it: surrounding
+// spaces trimmed, lower-cased. Comparing decrypted addresses the same way
+// keeps look-ups and index in step.
+func NormalizeEmail(email string) string { return strings.ToLower(strings.TrimSpace(email)) }
 
 // EmailIndexSize is how many bytes of the HMAC an email's index keeps.
 // Eight bytes make look-ups practically collision-free (callers compare the

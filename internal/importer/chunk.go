@@ -13,7 +13,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/acme/payments/internal/database"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/encryption"
@@ -141,8 +141,7 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 	if _, err := tx.ExecContext(ctx, `INSERT INTO import_chunks (import_id, chunk_no, first_record, start_offset,
 		end_offset, rows_read, rows_written, rows_unchanged, rows_rejected, committed_at) VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?)`,
 		spec.ImportID, spec.Chunk.Index, spec.Chunk.FirstRecord, spec.Chunk.Start, spec.Chunk.End, time.Now().UTC()); err != nil {
-		var me *mysql.MySQLError
-		if errors.As(err, &me) && me.Number == 1062 {
+		if database.IsDuplicateKey(err) {
 			tx.Rollback()
 			if res, ok, err := im.committed(ctx, spec); err != nil || ok {
 				return res, err

@@ -16,7 +16,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
+	"github.com/acme/payments/internal/database"
 	"github.com/jmoiron/sqlx"
 )
 
@@ -77,8 +77,7 @@ func CreateJob(ctx context.Context, db *sqlx.DB, j Job) (Job, bool, error) {
 		VALUES (:import_id, :workflow_id, :type, :format, :state, :blob_key, :content_sha256, :size_bytes,
 		:max_rejects, :created_at, :updated_at)`, j)
 	if err != nil {
-		var me *mysql.MySQLError
-		if errors.As(err, &me) && me.Number == 1062 {
+		if database.IsDuplicateKey(err) {
 			existing, gerr := GetJob(ctx, db, j.ImportID)
 			return existing, false, gerr
 		}

@@ -22,9 +22,9 @@ import (
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/money"
 )
@@ -168,7 +168,7 @@ func (s *Store) Create(ctx context.Context, o NewOrder) (created bool, err error
 	if err == nil {
 		return true, nil
 	}
-	if !isDuplicateKey(err) {
+	if !database.IsDuplicateKey(err) {
 		return false, fmt.Errorf("create order %s: %w", o.OrderID, err)
 	}
 	// Autocommit: this read sees the row whose commit made our INSERT fail.
@@ -334,7 +334,7 @@ func (s *Store) Get(ctx context.Context, orderID string) (Order, error) {
 // decrypted email really matches, which drops HMAC collisions and index
 // values copied between rows. An empty or "@"-less email is ErrInvalid.
 func (s *Store) FindByEmail(ctx context.Context, email string) ([]Order, error) {
-	want := normalizeEmail(email)
+	want := encryption.NormalizeEmail(email)
 	if want == "" || !strings.Contains(want, "@") {
 		return nil, fmt.Errorf("%w: customer_email is not an email address", ErrInvalid)
 	}
@@ -352,7 +352,7 @@ func (s *Store) FindByEmail(ctx context.Context, email string) ([]Order, error) 
 		if err != nil {
 			return nil, err
 		}
-		if normalizeEmail(o.CustomerEmail) == want {
+		if encryption.NormalizeEmail(o.CustomerEmail) == want {
 			out = append(out, o)
 		}
 	}
@@ -448,18 +448,11 @@ func (s *Store) decrypt(table, column, pk string, ct []byte) (string, error) {
 }
 
 // normalizeEmail is the normalisation of encryption.BlindIndex.Email.
-func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
 func nullBytes(b []byte) any {
 	if b == nil {
 		return nil
 	}
 	return b
-}
-
-func isDuplicateKey(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && me.Number == 1062
 }
 
 // clip keeps echoed identifiers short in messages.
