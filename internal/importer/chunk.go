@@ -68,10 +68,13 @@ var ErrJobEnded = errors.New("import is no longer running")
 // ImportChunk reads the chunk's records from r (exactly its byte range),
 // validates them and, in one transaction, writes the good rows, the rejects,
 // the chunk-ledger row and the job's counters. A chunk already committed
-// (a retried or replayed activity) writes nothing and reports its figures.
+// (a retried or replayed activity) writes nothing and reports its figures,
+// and for payments the open order workflows to wake again: the run that
+// committed it may have stopped before waking them.
 func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader, heartbeat func()) (ChunkResult, error) {
-	if res, ok, err := im.committed(ctx, spec); err != nil || ok {
-		return res, err
+	prior, done, err := im.committed(ctx, spec)
+	if err != nil || (done && spec.Kind != records.KindPayments) {
+		return prior, err
 	}
 	t0 := time.Now()
 	plan := &records.Plan{Format: spec.Format, Kind: spec.Kind, Header: spec.Header}
@@ -128,6 +131,16 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 	if res.RowsRead != spec.Chunk.Records {
 		return res, fmt.Errorf("import %s chunk %d: %w: read %d records, planned %d", spec.ImportID, spec.Chunk.Index, ErrFile, res.RowsRead, spec.Chunk.Records)
 	}
+	replayed := func(prior ChunkResult) (ChunkResult, error) {
+		var err error
+		if spec.Kind == records.KindPayments {
+			prior.OpenOrders, err = im.openOrders(ctx, payments)
+		}
+		return prior, err
+	}
+	if done {
+		return replayed(prior)
+	}
 	heartbeat()
 	tParsed := time.Now()
 
@@ -143,8 +156,10 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 		spec.ImportID, spec.Chunk.Index, spec.Chunk.FirstRecord, spec.Chunk.Start, spec.Chunk.End, time.Now().UTC()); err != nil {
 		if database.IsDuplicateKey(err) {
 			tx.Rollback()
-			if res, ok, err := im.committed(ctx, spec); err != nil || ok {
-				return res, err
+			if prior, done, err := im.committed(ctx, spec); err != nil {
+				return prior, err
+			} else if done {
+				return replayed(prior)
 			}
 		}
 		return res, fmt.Errorf("import %s chunk %d: claim: %w", spec.ImportID, spec.Chunk.Index, err)

@@ -190,4 +190,10 @@ func TestPaymentsChunkFindsOnlyItsOpenOrders(t *testing.T) {
 	if res.RowsWritten != 4 || len(res.OpenOrders) != 1 || res.OpenOrders[0] != "B" {
 		t.Fatalf("%+v open %v: want 4 written and only B open", res, res.OpenOrders)
 	}
+	// A retry after the commit (the first run stopped before waking B)
+	// writes nothing and still names B.
+	again := run(t, im, "imp-p", pays, pp, pp.Chunks[0])
+	if !again.Replayed || len(again.OpenOrders) != 1 || again.OpenOrders[0] != "B" {
+		t.Fatalf("replayed %+v open %v: want B woken again", again, again.OpenOrders)
+	}
 }
