@@ -3,6 +3,7 @@ package workflows
 import (
 	"context"
 	"errors"
+	"sync"
 	"testing"
 	"time"
 
@@ -43,14 +44,22 @@ func TestImportRunsEveryChunkOnceWithinTheWindow(t *testing.T) {
 	env := newEnv(t)
 	var a *activities.Activities
 	env.OnActivity(a.PlanImport, mock.Anything, mock.Anything).Return(plan(10, 10), nil)
+	// The test environment runs activities on goroutines of their own; each
+	// chunk stays in flight a moment so that overlapping ones are counted.
+	var mu sync.Mutex
 	seen := map[int]int{}
 	inflight, peak := 0, 0
 	env.OnActivity(a.ImportChunk, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ImportChunkInput) (importer.ChunkResult, error) {
+			mu.Lock()
 			inflight++
 			peak = max(peak, inflight)
 			seen[in.Chunk.Index]++
+			mu.Unlock()
+			time.Sleep(20 * time.Millisecond)
+			mu.Lock()
 			inflight--
+			mu.Unlock()
 			return importer.ChunkResult{Index: in.Chunk.Index, RowsRead: 10, RowsWritten: 9, RowsRejected: 1}, nil
 		})
 	env.OnActivity(a.FinishImport, mock.Anything, activities.FinishImportInput{ImportID: "imp1", State: importer.StateCompleted}).Return(nil).Once()
@@ -70,6 +79,10 @@ func TestImportRunsEveryChunkOnceWithinTheWindow(t *testing.T) {
 			t.Fatalf("chunk %d ran %d times", i, seen[i])
 		}
 	}
+	if peak > params().Parallelism {
+		t.Fatalf("%d chunks in flight at once, the window is %d", peak, params().Parallelism)
+	}
+	t.Logf("at most %d chunks in flight", peak)
 	env.AssertExpectations(t)
 }
 
