@@ -58,19 +58,20 @@ func importCommand() *cli.Command {
 				}
 				start := time.Now()
 				tty := c.Bool("follow")
-				final, err := ingest.Follow(c.Context, d.DB, d.Temporal, job.ImportID, 500*time.Millisecond, func(j importer.Job, p *workflows.Progress) {
-					if !tty {
-						return
+				var draw func(importer.Job, *workflows.Progress) // --wait: no bar, no progress queries
+				if tty {
+					draw = func(j importer.Job, p *workflows.Progress) {
+						s := progress.Snapshot{RowsDone: j.RowsRead, Rejected: j.RowsRejected, ChunksDone: j.ChunksDone, ChunksTotal: j.ChunksTotal, State: j.State}
+						if p != nil {
+							s.RowsTotal = p.RowsTotal
+						}
+						if j.State != importer.StateRunning {
+							s.RowsTotal = j.RowsRead
+						}
+						fmt.Fprintf(os.Stderr, "\r\033[K%s", progress.Line(s, time.Since(start), 30))
 					}
-					s := progress.Snapshot{RowsDone: j.RowsRead, Rejected: j.RowsRejected, ChunksDone: j.ChunksDone, ChunksTotal: j.ChunksTotal, State: j.State}
-					if p != nil {
-						s.RowsTotal = p.RowsTotal
-					}
-					if j.State != importer.StateRunning {
-						s.RowsTotal = j.RowsRead
-					}
-					fmt.Fprintf(os.Stderr, "\r\033[K%s", progress.Line(s, time.Since(start), 30))
-				})
+				}
+				final, err := ingest.Follow(c.Context, d.DB, d.Temporal, job.ImportID, 500*time.Millisecond, draw)
 				if tty {
 					fmt.Fprintln(os.Stderr)
 				}

@@ -30,6 +30,7 @@ import (
 	"github.com/acme/payments/internal/devserver"
 	"github.com/acme/payments/internal/gen"
 	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/ingest"
 	"github.com/acme/payments/internal/service"
 )
 
@@ -55,13 +56,14 @@ type Options struct {
 
 // Stack is the embedded service under measurement.
 type Stack struct {
-	Config  config.Config
-	Deps    *service.Deps
-	BaseURL string
-	Token   string
-	DBName  string
-	worker  *workerProcess // when the worker runs as a program of its own
-	stop    []func()
+	Config    config.Config
+	Deps      *service.Deps
+	BaseURL   string
+	Token     string
+	DBName    string
+	worker    *workerProcess // when the worker runs as a program of its own
+	serverPID string         // a local MySQL server's, for its CPU time; "" if none
+	stop      []func()
 }
 
 // Close stops everything and drops the database.
@@ -74,7 +76,7 @@ func (s *Stack) Close() {
 // StartStack runs Temporal, the worker and the HTTP API in this process over
 // a fresh database.
 func StartStack(ctx context.Context, o Options) (*Stack, error) {
-	s := &Stack{}
+	s := &Stack{serverPID: findServer()}
 	ok := false
 	defer func() {
 		if !ok {
@@ -200,26 +202,26 @@ func (s *Stack) Import(ctx context.Context, path, typ string) (importer.Job, tim
 	if err != nil || resp.StatusCode != http.StatusAccepted {
 		return importer.Job{}, 0, fmt.Errorf("upload %s: status %d: %v", path, resp.StatusCode, err)
 	}
-	for {
-		job, err := importer.GetJob(ctx, s.Deps.DB, up.ImportID)
-		if err != nil {
-			return job, 0, err
-		}
-		if job.State != importer.StateRunning {
-			return job, time.Since(start), nil
-		}
-		var workerExited <-chan struct{}
-		if s.worker != nil {
-			workerExited = s.worker.exited
-		}
-		select {
-		case <-ctx.Done():
-			return job, 0, ctx.Err()
-		case <-workerExited:
-			return job, 0, fmt.Errorf("import %s: the worker process exited: %v", up.ImportID, s.worker.err)
-		case <-time.After(20 * time.Millisecond):
-		}
+	// A separate worker that exits ends the wait with its status.
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if s.worker != nil {
+		go func() {
+			select {
+			case <-s.worker.exited:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
 	}
+	job, err := ingest.Follow(wctx, s.Deps.DB, s.Deps.Temporal, up.ImportID, 20*time.Millisecond, nil)
+	if err != nil {
+		if s.worker != nil && ctx.Err() == nil && wctx.Err() != nil {
+			return job, 0, fmt.Errorf("import %s: the worker process exited: %v", up.ImportID, s.worker.err)
+		}
+		return job, 0, err
+	}
+	return job, time.Since(start), nil
 }
 
 // Baseline loads the CSV file path with LOAD DATA LOCAL INFILE into a plain

@@ -19,19 +19,22 @@ type cpuSample struct {
 	serverSeen      bool
 }
 
-// sampleCPU samples this process, worker (when not nil) and the server.
-func sampleCPU(worker *workerProcess) cpuSample {
+// sampleCPU samples this process, the worker process (if any) and the
+// server found by findServer (if any).
+func (st *Stack) sampleCPU() cpuSample {
 	var s cpuSample
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) == nil {
 		s.service = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
-	if worker != nil {
-		if d, ok := procCPU(strconv.Itoa(worker.cmd.Process.Pid)); ok {
+	if st.worker != nil {
+		if d, ok := procCPU(strconv.Itoa(st.worker.cmd.Process.Pid)); ok {
 			s.service += d
 		}
 	}
-	s.server, s.serverSeen = serverCPU()
+	if st.serverPID != "" {
+		s.server, s.serverSeen = procCPU(st.serverPID)
+	}
 	return s
 }
 
@@ -49,10 +52,10 @@ func (s cpuSample) serverText() string {
 	return strconv.FormatFloat(s.server.Seconds(), 'f', 1, 64)
 }
 
-// serverCPU is the CPU time of the first local mariadbd or mysqld process.
-// With several servers on the machine it may be another than the one the
-// benchmark uses.
-func serverCPU() (time.Duration, bool) {
+// findServer returns the pid of the first local mariadbd or mysqld process,
+// or "" for none. With several servers on the machine it may be another
+// than the one the benchmark uses.
+func findServer() string {
 	dirs, _ := filepath.Glob("/proc/[0-9]*")
 	for _, d := range dirs {
 		comm, err := os.ReadFile(filepath.Join(d, "comm"))
@@ -60,10 +63,10 @@ func serverCPU() (time.Duration, bool) {
 			continue
 		}
 		if name := string(bytes.TrimSpace(comm)); name == "mariadbd" || name == "mysqld" {
-			return procCPU(filepath.Base(d))
+			return filepath.Base(d)
 		}
 	}
-	return 0, false
+	return ""
 }
 
 // procCPU sums utime and stime of /proc/<pid>.

@@ -14,7 +14,6 @@ import (
 
 	"github.com/acme/payments/internal/gen"
 	"github.com/acme/payments/internal/importer"
-	"github.com/acme/payments/internal/records"
 )
 
 // Run measures orders CSV, payments CSV and orders XML imports against
@@ -49,7 +48,7 @@ func Run(ctx context.Context, o Options) error {
 	fmt.Fprintf(out, "stack up: database %s, chunk rows %d, parallelism %d\n\n", s.DBName, o.ChunkRows, o.Parallelism)
 	fmt.Fprintf(out, "%-22s %9s %12s %12s %12s %8s\n", "file", "rows", "baseline", "import", "import rows/s", "ratio")
 
-	ordersBase, ordersBaseCPU, err := s.baseline(ctx, ordersCSV, "baseline_orders", records.OrderColumns)
+	ordersBase, ordersBaseCPU, err := s.baseline(ctx, ordersCSV, "baseline_orders", gen.Columns("orders"))
 	if err != nil {
 		return err
 	}
@@ -183,14 +182,14 @@ func reportTableFloor(ctx context.Context, out io.Writer, db *sqlx.DB, base time
 
 // baseline runs Baseline for a CSV file, with the CPU it took.
 func (s *Stack) baseline(ctx context.Context, path, table string, columns []string) (time.Duration, cpuSample, error) {
-	c0 := sampleCPU(s.worker)
+	c0 := s.sampleCPU()
 	took, err := Baseline(ctx, s.Deps.DB, path, table, columns)
-	return took, sampleCPU(s.worker).since(c0), err
+	return took, s.sampleCPU().since(c0), err
 }
 
 // measure imports path and prints its line against the baseline's.
 func (s *Stack) measure(ctx context.Context, out io.Writer, name, path string, base time.Duration, baseCPU cpuSample) error {
-	c0 := sampleCPU(s.worker)
+	c0 := s.sampleCPU()
 	job, took, err := s.Import(ctx, path, "")
 	if err != nil {
 		return err
@@ -198,7 +197,7 @@ func (s *Stack) measure(ctx context.Context, out io.Writer, name, path string, b
 	if job.State != importer.StateCompleted {
 		return fmt.Errorf("%s import %s: %+v", name, job.State, job)
 	}
-	cpu := sampleCPU(s.worker).since(c0)
+	cpu := s.sampleCPU().since(c0)
 	fmt.Fprintf(out, "%-22s %9d %11.2fs %11.2fs %12.0f %7.2fx   (written %d, rejected %d, chunks %d)\n"+
 		"%-22s cpu seconds: baseline client %.1f + mysql %s; import stack %.1f + mysql %s\n",
 		name, job.RowsRead, base.Seconds(), took.Seconds(), float64(job.RowsRead)/took.Seconds(), took.Seconds()/base.Seconds(),

@@ -130,20 +130,23 @@ func Cancel(ctx context.Context, c client.Client, importID string) error {
 
 // Follow polls an import until it ends, calling update with the job row
 // (kept current by the chunks) and, while the workflow runs, its progress
-// query. It returns the final job.
+// query. With a nil update it only waits, reading the job row alone. It
+// returns the final job.
 func Follow(ctx context.Context, db *sqlx.DB, c client.Client, importID string, every time.Duration, update func(importer.Job, *workflows.Progress)) (importer.Job, error) {
 	for {
 		job, err := importer.GetJob(ctx, db, importID)
 		if err != nil {
 			return job, err
 		}
-		var p *workflows.Progress
-		if job.State == importer.StateRunning {
-			if q, err := Progress(ctx, c, importID); err == nil {
-				p = &q
+		if update != nil {
+			var p *workflows.Progress
+			if job.State == importer.StateRunning {
+				if q, err := Progress(ctx, c, importID); err == nil {
+					p = &q
+				}
 			}
+			update(job, p)
 		}
-		update(job, p)
 		if job.State != importer.StateRunning {
 			return job, nil
 		}

@@ -40,7 +40,7 @@ func (s *stack) wait(t *testing.T, id string) importer.Job {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	job, err := ingest.Follow(ctx, s.d.DB, s.d.Temporal, id, 100*time.Millisecond, func(importer.Job, *workflows.Progress) {})
+	job, err := ingest.Follow(ctx, s.d.DB, s.d.Temporal, id, 100*time.Millisecond, nil)
 	if err != nil {
 		t.Fatalf("import %s: %v (last %+v)", id, err, job)
 	}

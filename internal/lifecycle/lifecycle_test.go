@@ -512,7 +512,7 @@ func TestBulkAndLivePaymentsInterleaved(t *testing.T) {
 	}
 	fctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	job, err = ingest.Follow(fctx, e.d.DB, e.d.Temporal, job.ImportID, 50*time.Millisecond, func(importer.Job, *workflows.Progress) {})
+	job, err = ingest.Follow(fctx, e.d.DB, e.d.Temporal, job.ImportID, 50*time.Millisecond, nil)
 	if err != nil {
 		t.Fatalf("import: %v (%+v)", err, job)
 	}
