@@ -24,16 +24,38 @@ import (
 	"github.com/acme/payments/internal/devserver"
 )
 
-// buildStarter compiles this command once per test binary run.
+var (
+	buildOnce sync.Once
+	builtBin  string
+	buildErr  error
+	buildDir  string
+)
+
+// buildStarter compiles this command once per test binary run; the
+// binary is removed by TestMain.
 func buildStarter(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "starter")
-	cmd := exec.Command("go", "build", "-o", bin, ".")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("build starter: %v", err)
+	buildOnce.Do(func() {
+		if buildDir, buildErr = os.MkdirTemp("", "starter-test-"); buildErr != nil {
+			return
+		}
+		builtBin = filepath.Join(buildDir, "starter")
+		cmd := exec.Command("go", "build", "-o", builtBin, ".")
+		cmd.Stderr = os.Stderr
+		buildErr = cmd.Run()
+	})
+	if buildErr != nil {
+		t.Fatalf("build starter: %v", buildErr)
 	}
-	return bin
+	return builtBin
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
+	}
+	os.Exit(code)
 }
 
 type devProcess struct {
