@@ -52,26 +52,45 @@ type entry struct {
 	scopes Scopes
 }
 
+// tokenEntry is one "token:scope+scope" entry of PAYMENTS_API_TOKENS, split
+// and trimmed but not validated; ok is false without a colon.
+type tokenEntry struct {
+	token  string
+	scopes []Scope
+	ok     bool
+}
+
+// splitTokens splits a PAYMENTS_API_TOKENS spec into its entries.
+func splitTokens(spec string) []tokenEntry {
+	spec = strings.TrimSpace(spec)
+	if spec == "" {
+		return nil
+	}
+	var out []tokenEntry
+	for _, item := range strings.Split(spec, ",") {
+		token, scopeText, ok := strings.Cut(strings.TrimSpace(item), ":")
+		e := tokenEntry{token: token, ok: ok}
+		for _, s := range strings.Split(scopeText, "+") {
+			e.scopes = append(e.scopes, Scope(strings.TrimSpace(s)))
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
 // ParseTokens reads PAYMENTS_API_TOKENS: "token:scope+scope,token2:scope".
 // Errors name the entry's position, never the token.
 func ParseTokens(spec string) (*Tokens, error) {
 	t := &Tokens{}
-	spec = strings.TrimSpace(spec)
-	if spec == "" {
-		return t, nil
-	}
-	for i, item := range strings.Split(spec, ",") {
-		item = strings.TrimSpace(item)
-		token, scopeText, ok := strings.Cut(item, ":")
-		if !ok || token == "" {
+	for i, item := range splitTokens(spec) {
+		if !item.ok || item.token == "" {
 			return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: want token:scope+scope", i+1)
 		}
-		if len(token) < 8 {
+		if len(item.token) < 8 {
 			return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: token shorter than 8 characters", i+1)
 		}
 		var scopes Scopes
-		for _, s := range strings.Split(scopeText, "+") {
-			sc := Scope(strings.TrimSpace(s))
+		for _, sc := range item.scopes {
 			if !slices.Contains(knownScopes, sc) {
 				return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: unknown scope %q (want read, write or pii)", i+1, sc)
 			}
@@ -79,7 +98,7 @@ func ParseTokens(spec string) (*Tokens, error) {
 				scopes = append(scopes, sc)
 			}
 		}
-		d := sha256.Sum256([]byte(token))
+		d := sha256.Sum256([]byte(item.token))
 		for _, e := range t.entries {
 			if e.digest == d {
 				return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: token repeated", i+1)
@@ -88,6 +107,18 @@ func ParseTokens(spec string) (*Tokens, error) {
 		t.entries = append(t.entries, entry{digest: d, scopes: scopes})
 	}
 	return t, nil
+}
+
+// TokenWithScope returns the first token of a PAYMENTS_API_TOKENS spec that
+// has scope, or "" for none: the development UI needs a pii token in the
+// clear. It reads the spec as ParseTokens does.
+func TokenWithScope(spec string, scope Scope) string {
+	for _, e := range splitTokens(spec) {
+		if e.ok && slices.Contains(e.scopes, scope) {
+			return e.token
+		}
+	}
+	return ""
 }
 
 // Len is the number of configured tokens.

@@ -125,16 +125,11 @@ func devKeys(cfg *config.Config, out io.Writer) error {
 // under the data dir so it survives restarts, and prints it.
 func devToken(cfg *config.Config, out io.Writer) (string, error) {
 	if cfg.APITokens != "" {
-		for _, item := range strings.Split(cfg.APITokens, ",") {
-			token, scopes, _ := strings.Cut(strings.TrimSpace(item), ":")
-			for _, s := range strings.Split(scopes, "+") {
-				if auth.Scope(s) == auth.PII {
-					return token, nil
-				}
-			}
+		token := auth.TokenWithScope(cfg.APITokens, auth.PII)
+		if token == "" {
+			fmt.Fprintln(out, "No API token has the pii scope: the Temporal UI will show payloads encrypted.")
 		}
-		fmt.Fprintln(out, "No API token has the pii scope: the Temporal UI will show payloads encrypted.")
-		return "", nil
+		return token, nil
 	}
 	path := filepath.Join(cfg.DataDir, "dev-token")
 	token := ""
