@@ -68,6 +68,9 @@ func newApp() *cli.App {
 				Name:  "migrate",
 				Usage: "apply pending database migrations",
 				Action: withConfig(func(ctx context.Context, c *cli.Context, cfg config.Config) error {
+					if err := database.Create(ctx, cfg.MySQLDSN); err != nil {
+						return err
+					}
 					db, err := database.Open(ctx, cfg.MySQLDSN)
 					if err != nil {
 						return err

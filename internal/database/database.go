@@ -47,17 +47,12 @@ func redactDSNError(err error) error {
 	return fmt.Errorf("invalid DSN (%T)", err)
 }
 
-// Open connects to MySQL, creating the database named in the DSN when it is
-// missing, and checks that the server answers.
+// Open connects to MySQL and checks that the server answers. The database
+// must exist: Create makes it, on the path that migrates.
 func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
 	cfg, err := Config(dsn)
 	if err != nil {
 		return nil, err
-	}
-	if cfg.DBName != "" {
-		if err := createDatabase(ctx, cfg); err != nil {
-			return nil, err
-		}
 	}
 	db, err := sqlx.Open("mysql", cfg.FormatDSN())
 	if err != nil {
@@ -75,7 +70,16 @@ func Open(ctx context.Context, dsn string) (*sqlx.DB, error) {
 	return db, nil
 }
 
-func createDatabase(ctx context.Context, cfg *mysql.Config) error {
+// Create creates the database named in the DSN when it is missing. Only the
+// migrating paths call it: the service and worker need no CREATE privilege.
+func Create(ctx context.Context, dsn string) error {
+	cfg, err := Config(dsn)
+	if err != nil {
+		return err
+	}
+	if cfg.DBName == "" {
+		return nil
+	}
 	server := cfg.Clone()
 	server.DBName = ""
 	db, err := sql.Open("mysql", server.FormatDSN())

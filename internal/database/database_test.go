@@ -12,7 +12,13 @@ import (
 func TestMigrateCreatesSchemaAndIsIdempotent(t *testing.T) {
 	dsn := dbtest.DSN(t)
 	ctx := context.Background()
-	db, err := database.Open(ctx, dsn) // creates the database
+	if _, err := database.Open(ctx, dsn); err == nil {
+		t.Fatal("Open of a database that does not exist yet succeeded; only Create makes it")
+	}
+	if err := database.Create(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.Open(ctx, dsn)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -60,6 +60,9 @@ func New(t testing.TB) *sqlx.DB {
 	t.Helper()
 	dsn := DSN(t)
 	ctx := context.Background()
+	if err := database.Create(ctx, dsn); err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
 	db, err := database.Open(ctx, dsn)
 	if err != nil {
 		t.Fatalf("dbtest: %v", err)

@@ -70,6 +70,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 	if err != nil {
 		return nil, err
 	}
+	if migrate {
+		if err := database.Create(ctx, cfg.MySQLDSN); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
 	db, err := database.Open(ctx, cfg.MySQLDSN)
 	if err != nil {
 		store.Close()
