@@ -330,7 +330,7 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 		first := make(map[string]int, len(rows))
 		for i, o := range rows {
 			if j, ok := first[o.OrderID]; ok {
-				if sameOrder(rows[j], o) {
+				if orders.Same(rows[j], o) {
 					unchanged++
 				} else {
 					rejects = append(rejects, conflict(recs[i], o.OrderID))
@@ -408,11 +408,6 @@ func ascendingIDs(rows []orders.NewOrder) bool {
 func conflict(rec records.Record, id string) Reject {
 	return Reject{Line: rec.Line, Record: rec.Number, Code: ledger.CodeDuplicateConflict,
 		Message: fmt.Sprintf("order_id %q already exists with different content", clip(id))}
-}
-
-func sameOrder(a, b orders.NewOrder) bool {
-	return a.Amount == b.Amount && a.Currency == b.Currency && a.CustomerEmail == b.CustomerEmail &&
-		a.CustomerPhone == b.CustomerPhone && (a.CreatedAt.IsZero() || b.CreatedAt.IsZero() || a.CreatedAt.Equal(b.CreatedAt))
 }
 
 func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]orders.StoredOrder, error) {

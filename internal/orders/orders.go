@@ -195,27 +195,28 @@ func (s *Store) Create(ctx context.Context, o NewOrder) (created bool, err error
 // value that does not decrypt is an error, never a match. The importer can
 // use it through a Store with only Keys set.
 func (s *Store) Matches(stored StoredOrder, o NewOrder) (bool, error) {
-	if stored.OrderID == "" || stored.OrderID != o.OrderID {
+	if stored.OrderID == "" {
 		return false, nil
 	}
-	if stored.Amount != o.Amount || stored.Currency != o.Currency ||
-		(!o.CreatedAt.IsZero() && !stored.CreatedAt.Equal(o.CreatedAt)) {
-		return false, nil
+	plain := NewOrder{OrderID: stored.OrderID, Amount: stored.Amount, Currency: stored.Currency, CreatedAt: stored.CreatedAt}
+	var err error
+	if plain.CustomerEmail, err = s.decrypt("orders", "customer_email", stored.OrderID, stored.Email); err != nil {
+		return false, err
 	}
-	for _, f := range [...]struct {
-		column string
-		ct     []byte
-		want   string
-	}{{"customer_email", stored.Email, o.CustomerEmail}, {"customer_phone", stored.Phone, o.CustomerPhone}} {
-		got, err := s.decrypt("orders", f.column, stored.OrderID, f.ct)
-		if err != nil {
-			return false, err
-		}
-		if got != f.want {
-			return false, nil
-		}
+	if plain.CustomerPhone, err = s.decrypt("orders", "customer_phone", stored.OrderID, stored.Phone); err != nil {
+		return false, err
 	}
-	return true, nil
+	return Same(plain, o), nil
+}
+
+// Same reports whether o repeats order first: the same id, amount,
+// currency, email and phone, and the same created_at when o sets one (a row
+// without one accepts whatever first was stored with). Within one file and
+// against stored rows alike, a repeat is judged by this one rule.
+func Same(first, o NewOrder) bool {
+	return first.OrderID == o.OrderID && first.Amount == o.Amount && first.Currency == o.Currency &&
+		first.CustomerEmail == o.CustomerEmail && first.CustomerPhone == o.CustomerPhone &&
+		(o.CreatedAt.IsZero() || first.CreatedAt.Equal(o.CreatedAt))
 }
 
 // normalize trims and defaults o like an import row and checks the field

@@ -538,3 +538,26 @@ func TestConcurrentCreate(t *testing.T) {
 		}
 	}
 }
+
+func TestSameJudgesARepeatByTheLaterRowsDate(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	first := orders.NewOrder{OrderID: "A", Amount: 100, Currency: "USD", CustomerEmail: "a@example.com"}
+	dated := first
+	dated.CreatedAt = at
+	for _, c := range []struct {
+		name      string
+		first, o  orders.NewOrder
+		wantEqual bool
+	}{
+		{"identical", first, first, true},
+		{"later without a date takes the first's", dated, first, true},
+		{"later with a date the first did not give", first, dated, false},
+		{"same date", dated, dated, true},
+		{"other amount", first, orders.NewOrder{OrderID: "A", Amount: 101, Currency: "USD", CustomerEmail: "a@example.com"}, false},
+		{"other phone", first, orders.NewOrder{OrderID: "A", Amount: 100, Currency: "USD", CustomerEmail: "a@example.com", CustomerPhone: "+1555"}, false},
+	} {
+		if got := orders.Same(c.first, c.o); got != c.wantEqual {
+			t.Errorf("%s: Same = %v, want %v", c.name, got, c.wantEqual)
+		}
+	}
+}
