@@ -13,12 +13,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acme/payments/internal/database"
 	"github.com/jmoiron/sqlx"
 
+	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/loaddata"
+	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/orders"
 	"github.com/acme/payments/internal/records"
 )
@@ -407,7 +408,7 @@ func ascendingIDs(rows []orders.NewOrder) bool {
 
 func conflict(rec records.Record, id string) Reject {
 	return Reject{Line: rec.Line, Record: rec.Number, Code: ledger.CodeDuplicateConflict,
-		Message: fmt.Sprintf("order_id %q already exists with different content", clip(id))}
+		Message: fmt.Sprintf("order_id %q already exists with different content", mask.Clip(id))}
 }
 
 func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]orders.StoredOrder, error) {

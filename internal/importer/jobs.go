@@ -16,8 +16,9 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/acme/payments/internal/database"
 	"github.com/jmoiron/sqlx"
+
+	"github.com/acme/payments/internal/database"
 )
 
 // Job states.

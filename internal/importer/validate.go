@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/money"
 	"github.com/acme/payments/internal/orders"
 )
@@ -91,7 +92,7 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 	case "CARD", "UPI", "NETBANKING", "WALLET", "BANK_TRANSFER", "CASH", "VOUCHER":
 		p.Method = method
 	default:
-		return p, bad(ledger.CodeBadMethod, "payment_method %q is not one of CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH, VOUCHER", clip(method))
+		return p, bad(ledger.CodeBadMethod, "payment_method %q is not one of CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH, VOUCHER", mask.Clip(method))
 	}
 	switch status := strings.TrimSpace(v[pStatus]); status {
 	case "":
@@ -99,7 +100,7 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 	case "PENDING", "SUCCESS", "FAILED":
 		p.Status = ledger.Status(status)
 	default:
-		return p, bad(ledger.CodeBadStatus, "payment_status %q is not PENDING, SUCCESS or FAILED", clip(status))
+		return p, bad(ledger.CodeBadStatus, "payment_status %q is not PENDING, SUCCESS or FAILED", mask.Clip(status))
 	}
 	p.Details = v[pDetails]
 	p.GatewayRef = strings.TrimSpace(v[pGatewayRef])
@@ -128,7 +129,7 @@ func parseCurrency(s, def string) (string, *FieldError) {
 		return def, nil
 	}
 	if _, ok := money.Lookup(s); !ok {
-		return "", bad(ledger.CodeBadCurrency, "currency %q is not an active ISO 4217 code", clip(s))
+		return "", bad(ledger.CodeBadCurrency, "currency %q is not an active ISO 4217 code", mask.Clip(s))
 	}
 	return s, nil
 }
@@ -157,18 +158,10 @@ func parseDate(s string) (time.Time, *FieldError) {
 	}
 	t, err := time.ParseInLocation(layout, s, time.UTC)
 	if err != nil {
-		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is not RFC 3339 or YYYY-MM-DD HH:MM:SS", clip(s))
+		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is not RFC 3339 or YYYY-MM-DD HH:MM:SS", mask.Clip(s))
 	}
 	if y := t.UTC().Year(); y < 1970 || y > 9999 {
-		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is out of range", clip(s))
+		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is out of range", mask.Clip(s))
 	}
 	return t.UTC().Truncate(time.Microsecond), nil
-}
-
-// clip keeps echoed values short in messages.
-func clip(s string) string {
-	if len(s) > 40 {
-		return s[:40] + "…"
-	}
-	return s
 }

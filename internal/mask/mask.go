@@ -143,3 +143,18 @@ func countFunc(s string, f func(rune) bool) int {
 func isDigit(r rune) bool { return r >= '0' && r <= '9' }
 
 func isAlnum(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// Clip shortens a value echoed in an error message (an id, a field name)
+// to its first 40 bytes, cut on a rune boundary so the message stays valid
+// UTF-8, marking the cut with "…". Use it on identifiers, not on sensitive
+// values: those are never echoed.
+func Clip(s string) string {
+	if len(s) <= 40 {
+		return s
+	}
+	i := 40
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return s[:i] + "…"
+}

@@ -3,6 +3,7 @@ package mask
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestEmail(t *testing.T) {
@@ -75,5 +76,16 @@ func TestNeverRevealsAll(t *testing.T) {
 				t.Errorf("%s(%q) = %q reveals the value", name, in, got)
 			}
 		}
+	}
+}
+
+func TestClipKeepsMessagesValidUTF8(t *testing.T) {
+	if got := Clip("short-id"); got != "short-id" {
+		t.Errorf("Clip(short) = %q", got)
+	}
+	long := strings.Repeat("a", 39) + "é" + strings.Repeat("b", 10) // é spans bytes 39-40
+	got := Clip(long)
+	if !utf8.ValidString(got) || got != strings.Repeat("a", 39)+"…" {
+		t.Errorf("Clip cut inside a rune: %q", got)
 	}
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/money"
 )
 
@@ -232,7 +233,7 @@ func normalize(o NewOrder) (NewOrder, error) {
 		o.Currency = DefaultCurrency
 	}
 	if _, ok := money.Lookup(o.Currency); !ok {
-		return invalid("currency %q is not an active ISO 4217 code", clip(o.Currency))
+		return invalid("currency %q is not an active ISO 4217 code", mask.Clip(o.Currency))
 	}
 	if o.Amount <= 0 {
 		return invalid("order_amount must be positive")
@@ -277,7 +278,7 @@ func CheckID(id string) string {
 	case !utf8.ValidString(id):
 		return "is not valid UTF-8"
 	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return fmt.Sprintf("%q holds white space or control characters", clip(id))
+		return fmt.Sprintf("%q holds white space or control characters", mask.Clip(id))
 	}
 	return ""
 }
@@ -406,7 +407,7 @@ func (s *Store) decodeOrder(r orderRow) (Order, error) {
 	// Every writer validates the currency; one we cannot format would make
 	// every amount in the response wrong, so refuse it loudly.
 	if _, ok := money.Lookup(r.Currency); !ok {
-		return Order{}, fmt.Errorf("order %s: stored currency %q is unknown", r.OrderID, clip(r.Currency))
+		return Order{}, fmt.Errorf("order %s: stored currency %q is unknown", r.OrderID, mask.Clip(r.Currency))
 	}
 	email, err := s.decrypt("orders", "customer_email", r.OrderID, r.Email)
 	if err != nil {
@@ -454,17 +455,4 @@ func nullBytes(b []byte) any {
 		return nil
 	}
 	return b
-}
-
-// clip keeps echoed identifiers short in messages.
-func clip(s string) string {
-	if len(s) > 40 {
-		// Cut on a rune boundary so the message stays valid UTF-8.
-		i := 40
-		for i > 0 && !utf8.RuneStart(s[i]) {
-			i--
-		}
-		return s[:i] + "…"
-	}
-	return s
 }

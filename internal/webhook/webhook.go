@@ -23,6 +23,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/acme/payments/internal/mask"
 )
 
 // Header is the HTTP header that carries the signature.
@@ -255,11 +257,7 @@ func jsonError(err error) string {
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		// The field name is chosen by the sender, not customer data;
 		// clipped so a huge one cannot flood logs.
-		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		if len(name) > 40 {
-			name = name[:40] + "…"
-		}
-		return "unknown field " + name
+		return "unknown field " + mask.Clip(strings.TrimPrefix(err.Error(), "json: unknown field "))
 	}
 	return "not a valid result object"
 }
