@@ -12,6 +12,3 @@ func ImportWorkflowID(importID string) string { return "import/" + importID }
 
 // OrderPaymentWorkflowID is the id of order orderID's payment lifecycle.
 func OrderPaymentWorkflowID(orderID string) string { return "order-payment/" + orderID }
-
-// ExportWorkflowID is the id of the workflow writing export exportID.
-func ExportWorkflowID(exportID string) string { return "export/" + exportID }

@@ -100,9 +100,10 @@ func StartUI(ctx context.Context, opts UIOptions) (*UI, error) {
 	return u, nil
 }
 
-// Stop shuts the proxy and the UI server down.
+// Stop shuts the proxy and the UI server down and reports the proxy's own
+// serving error, if it stopped on one.
 func (u *UI) Stop(ctx context.Context) error {
 	err := u.proxy.Shutdown(ctx)
 	u.ui.Stop()
-	return err
+	return errors.Join(err, <-u.done)
 }

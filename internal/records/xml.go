@@ -31,15 +31,6 @@ import (
 //   - A token longer than the guard is reported on the line where it starts,
 //     and a read error on the line of the token being read.
 
-func isSpace(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
-			return false
-		}
-	}
-	return true
-}
-
 // tokenGuard is the most bytes one XML token (text, comment…) may take
 // before the file is refused: tokens are held in memory while scanned.
 func tokenGuard(lim Limits) int64 { return 4*int64(lim.MaxRecordBytes) + 64<<10 }
@@ -896,11 +887,6 @@ func (st *nameStack) push(name []byte) {
 	st.ends = append(st.ends, len(st.buf))
 }
 
-func (st *nameStack) pushString(name string) {
-	st.buf = append(st.buf, name...)
-	st.ends = append(st.ends, len(st.buf))
-}
-
 func (st *nameStack) top() []byte {
 	n := len(st.ends)
 	start := 0
@@ -1111,7 +1097,7 @@ func (r *xmlReader) record(startOff, startLine int64) (Record, error) {
 	var seen uint64
 	r.vbuf = r.vbuf[:0]
 	r.stack.reset()
-	r.stack.pushString(r.recName)
+	r.stack.push([]byte(r.recName))
 	cur := -1 // column of the child being read; -1 none or ignored
 	for {
 		x.out = nil

@@ -383,3 +383,13 @@ func (x *refXMLReader) finish(rec Record, seen uint64, startOff int64) (Record, 
 	}
 	return rec, nil
 }
+
+// isSpace reports whether b is XML white space only.
+func isSpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
