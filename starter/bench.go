@@ -8,7 +8,6 @@ import (
 
 	"github.com/acme/payments/internal/bench"
 	"github.com/acme/payments/internal/config"
-	"github.com/acme/payments/internal/dbtest"
 )
 
 func benchCommand() *cli.Command {
@@ -55,12 +54,12 @@ func benchCommand() *cli.Command {
 					orders = c.Int("orders")
 				}
 				return bench.RunLifecycle(c.Context, bench.LifecycleOptions{
-					ServerDSN: dbtest.ServerDSN(), Dir: dir, Orders: orders, Concurrency: c.Int("concurrency"),
+					ServerDSN: cfg.MySQLDSN, Dir: dir, Orders: orders, Concurrency: c.Int("concurrency"),
 					Out: os.Stdout, Logger: logger(cfg),
 				})
 			}
 			return bench.Run(c.Context, bench.Options{
-				ServerDSN: dbtest.ServerDSN(), Dir: dir,
+				ServerDSN: cfg.MySQLDSN, Dir: dir,
 				Orders: c.Int("orders"), Payments: c.Int("payments"), PaymentOrders: c.Int("payment-orders"),
 				ChunkRows: cfg.ImportChunkRows, Parallelism: cfg.ImportParallelism,
 				RSSBytes: c.Int64("rss-file-bytes"), WorkerBinary: c.String("worker-bin"), Out: os.Stdout, Logger: logger(cfg),

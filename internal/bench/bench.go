@@ -36,7 +36,7 @@ import (
 
 // Options configures a run.
 type Options struct {
-	ServerDSN     string // MySQL server; a database of its own is created and dropped
+	ServerDSN     string // MySQL server (its database name is ignored); a database of its own is created and dropped
 	Dir           string // scratch directory for files and Temporal state
 	Orders        int
 	Payments      int
@@ -97,15 +97,12 @@ func StartStack(ctx context.Context, o Options) (*Stack, error) {
 	}
 	s.stop = append(s.stop, func() { _ = tsrv.Stop() })
 
-	cfg, err := mysql.ParseDSN(o.ServerDSN)
+	dsn, dbName, drop, err := database.Scratch(o.ServerDSN, "payments_bench_")
 	if err != nil {
 		return nil, err
 	}
-	var rnd [4]byte
-	_, _ = rand.Read(rnd[:])
-	cfg.DBName = "payments_bench_" + hex.EncodeToString(rnd[:])
-	s.DBName = cfg.DBName
-	s.stop = append(s.stop, func() { dropDatabase(o.ServerDSN, cfg.DBName) })
+	s.DBName = dbName
+	s.stop = append(s.stop, func() { _ = drop() })
 	key := make([]byte, 32)
 	bidx := make([]byte, 32)
 	_, _ = rand.Read(key)
@@ -114,7 +111,7 @@ func StartStack(ctx context.Context, o Options) (*Stack, error) {
 	_, _ = rand.Read(tokenBytes)
 	s.Token = "bench_" + hex.EncodeToString(tokenBytes)
 	c := config.Config{
-		MySQLDSN: cfg.FormatDSN(), TemporalAddress: temporalAddr, TemporalNamespace: "default",
+		MySQLDSN: dsn, TemporalAddress: temporalAddr, TemporalNamespace: "default",
 		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), DataDir: o.Dir,
 		Keys: "bench:" + base64.StdEncoding.EncodeToString(key), BlindIndexKey: base64.StdEncoding.EncodeToString(bidx),
 		APITokens: s.Token + ":read+write", MaxUploadBytes: 64 << 30,
@@ -156,20 +153,6 @@ func StartStack(ctx context.Context, o Options) (*Stack, error) {
 	s.BaseURL = "http://" + c.HTTPAddr
 	ok = true
 	return s, nil
-}
-
-func dropDatabase(serverDSN, name string) {
-	cfg, err := mysql.ParseDSN(serverDSN)
-	if err != nil {
-		return
-	}
-	cfg.DBName = ""
-	db, err := sqlx.Open("mysql", cfg.FormatDSN())
-	if err != nil {
-		return
-	}
-	defer db.Close()
-	_, _ = db.Exec("DROP DATABASE IF EXISTS " + database.QuoteIdent(name))
 }
 
 // Import uploads path over HTTP and waits for the job to end.

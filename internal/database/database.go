@@ -4,7 +4,9 @@ package database
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +96,36 @@ func Create(ctx context.Context, dsn string) error {
 		return fmt.Errorf("create database %s at %s: %w", cfg.DBName, cfg.Addr, err)
 	}
 	return nil
+}
+
+// Scratch names a new database on the server of serverDSN (whose own
+// database name is ignored): prefix plus random hex. It returns the DSN of
+// that database, which Create makes, and a function that drops it. Tests
+// and benchmarks use one each, so runs never share data.
+func Scratch(serverDSN, prefix string) (dsn, name string, drop func() error, err error) {
+	cfg, err := Config(serverDSN)
+	if err != nil {
+		return "", "", nil, err
+	}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", "", nil, err
+	}
+	cfg.DBName = prefix + hex.EncodeToString(b[:])
+	drop = func() error {
+		admin := cfg.Clone()
+		admin.DBName = ""
+		db, err := sql.Open("mysql", admin.FormatDSN())
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + QuoteIdent(cfg.DBName)); err != nil {
+			return fmt.Errorf("drop database %s: %w", cfg.DBName, err)
+		}
+		return nil
+	}
+	return cfg.FormatDSN(), cfg.DBName, drop, nil
 }
 
 // IsDuplicateKey reports whether err is MySQL's duplicate-key error (1062),

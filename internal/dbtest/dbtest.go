@@ -4,12 +4,9 @@ package dbtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"os"
 	"testing"
 
-	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/database"
@@ -24,31 +21,17 @@ func ServerDSN() string {
 	return "root@tcp(127.0.0.1:3306)/"
 }
 
-// DSN creates a fresh, empty database for t and returns its DSN. The
-// database is dropped when t ends.
+// DSN names a fresh database for t and returns its DSN; New creates it.
+// The database is dropped when t ends.
 func DSN(t testing.TB) string {
 	t.Helper()
-	cfg, err := mysql.ParseDSN(ServerDSN())
+	dsn, name, drop, err := database.Scratch(ServerDSN(), "payments_test_")
 	if err != nil {
-		t.Fatalf("dbtest: parse PAYMENTS_TEST_MYSQL_DSN: %v", err)
+		t.Fatalf("dbtest: PAYMENTS_TEST_MYSQL_DSN: %v", err)
 	}
-	var b [6]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		t.Fatal(err)
-	}
-	cfg.DBName = "payments_test_" + hex.EncodeToString(b[:])
-	dsn := cfg.FormatDSN()
 	t.Cleanup(func() {
-		admin := cfg.Clone()
-		admin.DBName = ""
-		db, err := sqlx.Open("mysql", admin.FormatDSN())
-		if err != nil {
-			t.Errorf("dbtest: drop %s: %v", cfg.DBName, err)
-			return
-		}
-		defer db.Close()
-		if _, err := db.Exec("DROP DATABASE IF EXISTS " + database.QuoteIdent(cfg.DBName)); err != nil {
-			t.Errorf("dbtest: drop %s: %v", cfg.DBName, err)
+		if err := drop(); err != nil {
+			t.Errorf("dbtest: drop %s: %v", name, err)
 		}
 	})
 	return dsn
