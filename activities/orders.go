@@ -11,7 +11,6 @@ import (
 
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/money"
-	"github.com/acme/payments/internal/orders"
 )
 
 // CodeOrderCompleted rejects a new attempt on an order already paid.
@@ -25,6 +24,9 @@ type AttemptInput struct {
 
 // GatewayInput is a verified gateway result.
 type GatewayInput struct {
+	// OrderID is set by the order's workflow, which callers reach through
+	// the payment's order.
+	OrderID    string
 	Gateway    string
 	Settlement ledger.Settlement
 }
@@ -151,15 +153,11 @@ func (a *Activities) ApplyGatewayResult(ctx context.Context, in GatewayInput) (A
 	if err != nil {
 		return AttemptResult{}, err
 	}
-	orderID, err := (&orders.Store{DB: a.DB}).PaymentOrder(ctx, in.Settlement.PaymentID)
-	if err != nil {
-		return AttemptResult{}, err
-	}
 	var settled []string
 	if r.Status.Terminal() {
 		settled = []string{in.Settlement.PaymentID}
 	}
-	return a.state(ctx, orderID, r, settled...)
+	return a.state(ctx, in.OrderID, r, settled...)
 }
 
 // TimeoutAttempt fails an attempt still PENDING with reason TIMEOUT.

@@ -120,6 +120,7 @@ func OrderPayment(ctx workflow.Context, in OrderPaymentInput) (OrderPaymentState
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateGatewayResult,
 		func(ctx workflow.Context, s activities.GatewayInput) (ledger.Result, error) {
+			s.OrderID = in.OrderID // this workflow's order, whatever the caller sent
 			r, err := run(ctx, a.ApplyGatewayResult, s)
 			return r.Result, err
 		},
