@@ -199,23 +199,16 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.writePayment(w, r, orderID, req.PaymentID, status)
+	s.writePayment(w, r, req.PaymentID, status)
 }
 
-func (s *Server) writePayment(w http.ResponseWriter, r *http.Request, orderID, paymentID string, status int) {
-	o, err := s.Orders.Get(r.Context(), orderID)
+func (s *Server) writePayment(w http.ResponseWriter, r *http.Request, paymentID string, status int) {
+	p, err := s.Orders.Payment(r.Context(), paymentID)
 	if err != nil {
-		s.internalError(w, "read order", err)
+		s.internalError(w, "read payment "+paymentID+" after it was recorded", err)
 		return
 	}
-	pii := auth.ScopesFrom(r.Context()).Has(auth.PII)
-	for _, p := range o.Payments {
-		if p.PaymentID == paymentID {
-			WriteJSON(w, status, p.JSON(pii))
-			return
-		}
-	}
-	s.internalError(w, "read payment", errors.New("payment "+paymentID+" missing after it was recorded"))
+	WriteJSON(w, status, p.JSON(auth.ScopesFrom(r.Context()).Has(auth.PII)))
 }
 
 // gatewayCallback verifies a gateway's signature before anything else,

@@ -93,7 +93,11 @@ func (in *Ingest) startWorkflow(ctx context.Context, job importer.Job) error {
 		// The job row decides: a running job whose workflow has closed
 		// (Temporal's state kept, the database restored) gets a new run,
 		// which finds its committed chunks in the chunk ledger; an open
-		// run is joined.
+		// run is joined. (An open run that has just finished an earlier
+		// incarnation of the job, in the instant between its last
+		// activity and its close, is joined too, and the new row waits
+		// for the next upload: a restore lands in that instant only by
+		// chance.)
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, workflows.Import, workflows.ImportInput{Params: workflows.ImportParams{

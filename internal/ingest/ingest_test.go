@@ -329,6 +329,13 @@ func TestUploadAfterDatabaseRestoreRunsTheImportAgain(t *testing.T) {
 	if job = s.wait(t, job.ImportID); job.State != importer.StateCompleted || job.RowsWritten != 100 {
 		t.Fatalf("first import %+v", job)
 	}
+	// The job row turns COMPLETED just before its run closes; a restore
+	// comes later, once Temporal holds the run as closed.
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := s.d.Temporal.GetWorkflow(wctx, job.WorkflowID, "").Get(wctx, nil); err != nil {
+		t.Fatalf("first run: %v", err)
+	}
 	for _, q := range []string{"DELETE FROM import_rejects", "DELETE FROM import_chunks", "DELETE FROM import_jobs", "DELETE FROM orders"} {
 		if _, err := s.d.DB.Exec(q); err != nil {
 			t.Fatal(err)

@@ -308,25 +308,48 @@ func (s *Store) Get(ctx context.Context, orderID string) (Order, error) {
 	}
 
 	var rows []paymentRow
-	err = tx.SelectContext(ctx, &rows, `SELECT payment_id, order_id, payment_amount, currency, payment_status,
-		payment_method, payment_details, gateway_ref, failure_reason, created_at, updated_at
-		FROM payments WHERE order_id = ? ORDER BY created_at, payment_id`, orderID)
+	err = tx.SelectContext(ctx, &rows, "SELECT "+paymentColumns+
+		" FROM payments WHERE order_id = ? ORDER BY created_at, payment_id", orderID)
 	if err != nil {
 		return Order{}, fmt.Errorf("get order %s: read payments: %w", orderID, err)
 	}
 	o.Payments = make([]Payment, 0, len(rows))
 	for _, r := range rows {
-		details, err := s.decrypt("payments", "payment_details", r.PaymentID, r.Details)
+		p, err := s.decodePayment(r)
 		if err != nil {
 			return Order{}, err
 		}
-		o.Payments = append(o.Payments, Payment{
-			PaymentID: r.PaymentID, OrderID: r.OrderID, Amount: r.Amount, Currency: r.Currency,
-			Status: r.Status, Method: r.Method, Details: details, GatewayRef: r.GatewayRef.String,
-			FailureReason: r.FailureReason.String, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-		})
+		o.Payments = append(o.Payments, p)
 	}
 	return o, nil
+}
+
+// Payment reads one payment, decrypting only its own details.
+func (s *Store) Payment(ctx context.Context, paymentID string) (Payment, error) {
+	var r paymentRow
+	err := s.DB.GetContext(ctx, &r, "SELECT "+paymentColumns+" FROM payments WHERE payment_id = ?", paymentID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Payment{}, fmt.Errorf("payment %s: %w", paymentID, ErrNotFound)
+	}
+	if err != nil {
+		return Payment{}, fmt.Errorf("get payment %s: %w", paymentID, err)
+	}
+	return s.decodePayment(r)
+}
+
+const paymentColumns = `payment_id, order_id, payment_amount, currency, payment_status,
+	payment_method, payment_details, gateway_ref, failure_reason, created_at, updated_at`
+
+func (s *Store) decodePayment(r paymentRow) (Payment, error) {
+	details, err := s.decrypt("payments", "payment_details", r.PaymentID, r.Details)
+	if err != nil {
+		return Payment{}, err
+	}
+	return Payment{
+		PaymentID: r.PaymentID, OrderID: r.OrderID, Amount: r.Amount, Currency: r.Currency,
+		Status: r.Status, Method: r.Method, Details: details, GatewayRef: r.GatewayRef.String,
+		FailureReason: r.FailureReason.String, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
+	}, nil
 }
 
 // FindByEmail returns the orders of a customer email, without payments,

@@ -336,6 +336,16 @@ func TestGetWithPayments(t *testing.T) {
 	if _, err := s.PaymentOrder(ctx, "P-zz"); !errors.Is(err, orders.ErrNotFound) {
 		t.Errorf("PaymentOrder(unknown): err = %v, want ErrNotFound", err)
 	}
+
+	// Payment reads one payment as Get lists it.
+	if len(o.Payments) == 3 {
+		if pc, err := s.Payment(ctx, "P-c"); err != nil || pc != o.Payments[2] {
+			t.Errorf("Payment(P-c) = %+v, %v; Get listed %+v", pc, err, o.Payments[2])
+		}
+	}
+	if _, err := s.Payment(ctx, "P-zz"); !errors.Is(err, orders.ErrNotFound) {
+		t.Errorf("Payment(unknown): err = %v, want ErrNotFound", err)
+	}
 }
 
 func TestFindByEmail(t *testing.T) {
