@@ -171,6 +171,12 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "bad_request", "payment_id, amount and method are required")
 		return
 	}
+	// The id rule of files and orders, ahead of the ledger's own looser
+	// check, so an id a file would refuse is refused here too.
+	if msg := orders.CheckID(req.PaymentID); msg != "" {
+		WriteError(w, http.StatusBadRequest, "bad_request", "payment_id: "+msg)
+		return
+	}
 	amount, err := money.Parse(req.Amount, cur)
 	if err != nil {
 		WriteError(w, http.StatusBadRequest, "bad_request", "amount: "+err.Error())

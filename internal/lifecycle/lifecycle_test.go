@@ -321,6 +321,10 @@ func TestOrderLifecycleOverHTTP(t *testing.T) {
 	if code, body, err := e.attempt("A-nope", attempt{PaymentID: "A-nope-p1", Amount: "1.00", Method: "CARD"}); err != nil || code != http.StatusNotFound {
 		t.Errorf("attempt on an unknown order: %d %s %v, want 404", code, body, err)
 	}
+	// An id a file would refuse is refused here too: 400, nothing recorded.
+	if code, body, err := e.attempt("A-1", attempt{PaymentID: "A-1 p5", Amount: "1.00", Method: "CARD"}); err != nil || code != http.StatusBadRequest {
+		t.Errorf("attempt with a space in payment_id: %d %s %v, want 400", code, body, err)
+	}
 
 	e.waitWorkflowDone("A-1")
 	if o := e.order("A-1"); o.PaidAmount != "10.00" || o.OrderStatus != "COMPLETED" || len(o.Payments) != 3 {
