@@ -63,8 +63,7 @@ func payCommand() *cli.Command {
 			}
 			orderID := c.Args().First()
 			return withDeps(c.Context, cfg, func(d *service.Deps) error {
-				l := &ledger.Ledger{DB: d.DB, Keys: d.Keys}
-				st, err := l.OrderState(c.Context, orderID)
+				st, err := d.Ledger.OrderState(c.Context, orderID)
 				if err != nil {
 					return err
 				}

@@ -129,7 +129,7 @@ func TestHealthAndReadiness(t *testing.T) {
 	if resp, body := do(t, h, "GET", "/readyz", "", nil); resp.StatusCode != 200 {
 		t.Fatalf("readyz: %d %s", resp.StatusCode, body)
 	}
-	if resp, body := do(t, h, "GET", "/metrics", "", nil); resp.StatusCode != 200 || !strings.Contains(body, "go_goroutines") {
+	if resp, body := do(t, h, "GET", "/metrics", "", nil); resp.StatusCode != 200 || !strings.Contains(body, "go_goroutines") || !strings.Contains(body, "payments_ledger_retries_total 0") {
 		t.Fatalf("metrics: %d", resp.StatusCode)
 	}
 	// MySQL gone: not ready.

@@ -22,14 +22,21 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	// Temporal is given to every Temporal client of the process.
 	Temporal client.MetricsHandler
-	scope    io.Closer
+	// LedgerRetries counts ledger transactions retried after a deadlock,
+	// lock wait timeout or duplicate key (ledger.Ledger.OnRetry).
+	LedgerRetries prometheus.Counter
+	scope         io.Closer
 }
 
 // New creates a registry with runtime collectors and an SDK handler whose
 // metrics are flushed into it every second.
 func New() *Metrics {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	retries := prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "payments_ledger_retries_total",
+		Help: "Ledger transactions retried after a deadlock, lock wait timeout or duplicate key.",
+	})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), retries)
 	reporter := tallyprom.NewReporter(tallyprom.Options{
 		Registerer:       reg,
 		Gatherer:         reg,
@@ -43,9 +50,10 @@ func New() *Metrics {
 		SanitizeOptions: &sdktally.PrometheusSanitizeOptions,
 	}, time.Second)
 	return &Metrics{
-		Registry: reg,
-		Temporal: sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
-		scope:    closer,
+		Registry:      reg,
+		Temporal:      sdktally.NewMetricsHandler(sdktally.NewPrometheusNamingScope(scope)),
+		LedgerRetries: retries,
+		scope:         closer,
 	}
 }
 

@@ -49,7 +49,10 @@ type Deps struct {
 	Store      *staging.Store
 	Temporal   client.Client
 	Metrics    *metrics.Metrics
-	Logger     *slog.Logger
+	// Ledger is the process's one ledger; its retries are counted in
+	// Metrics.
+	Ledger *ledger.Ledger
+	Logger *slog.Logger
 }
 
 // Open connects to MySQL (migrating it when migrate is set) and Temporal.
@@ -101,7 +104,8 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 		m.Close()
 		return nil, err
 	}
-	return &Deps{Config: cfg, DB: db, Keys: keys, BlindIndex: bidx, Store: store, Temporal: tc, Metrics: m, Logger: logger}, nil
+	l := &ledger.Ledger{DB: db, Keys: keys, OnRetry: func(int, error) { m.LedgerRetries.Inc() }}
+	return &Deps{Config: cfg, DB: db, Keys: keys, BlindIndex: bidx, Store: store, Temporal: tc, Metrics: m, Ledger: l, Logger: logger}, nil
 }
 
 // Close releases everything Open opened.
@@ -118,17 +122,16 @@ func NewWorker(d *Deps) worker.Worker {
 	w := worker.New(d.Temporal, workflows.TaskQueue, worker.Options{
 		MaxConcurrentActivityExecutionSize: 64,
 	})
-	l := &ledger.Ledger{DB: d.DB, Keys: d.Keys}
 	w.RegisterWorkflow(workflows.Import)
 	w.RegisterWorkflow(workflows.OrderPayment)
 	w.RegisterActivity(&activities.Activities{
 		DB:     d.DB,
-		Ledger: l,
+		Ledger: d.Ledger,
 		Store:  d.Store,
 		WakeOrder: func(ctx context.Context, orderID string) error {
 			return d.Temporal.SignalWorkflow(ctx, workflows.OrderPaymentWorkflowID(orderID), "", workflows.SignalLedgerChanged, nil)
 		},
-		Importer: &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: l},
+		Importer: &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger},
 	})
 	return w
 }
@@ -151,7 +154,7 @@ func APIServer(d *Deps) (*api.Server, error) {
 		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
 		Ingest:         NewIngest(d),
 		Orders:         &orders.Store{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex},
-		Ledger:         &ledger.Ledger{DB: d.DB, Keys: d.Keys},
+		Ledger:         d.Ledger,
 		Lifecycle:      &lifecycle.Lifecycle{Temporal: d.Temporal, AttemptTimeout: d.Config.AttemptTimeout},
 		WebhookSecrets: secrets,
 	}, nil
