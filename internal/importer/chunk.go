@@ -413,7 +413,9 @@ func conflict(rec records.Record, id string) Reject {
 
 func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]orders.StoredOrder, error) {
 	out := make(map[string]orders.StoredOrder)
-	const batch = 1000
+	// Below MariaDB's in_predicate_conversion_threshold (1000), where an
+	// IN list stops being a range over its keys (see package ledger).
+	const batch = 500
 	for start := 0; start < len(ids); start += batch {
 		end := min(start+batch, len(ids))
 		q, args, err := sqlx.In(`SELECT `+orders.StoredColumns+` FROM orders WHERE order_id IN (?)`, ids[start:end])
