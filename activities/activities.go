@@ -23,4 +23,3 @@ type Activities struct {
 	// changed (wired to a signal by the worker).
 	WakeOrder func(ctx context.Context, orderID string) error
 }
-
