@@ -162,17 +162,10 @@ func (a *Activities) ApplyGatewayResult(ctx context.Context, in GatewayInput) (A
 
 // TimeoutAttempt fails an attempt still PENDING with reason TIMEOUT.
 func (a *Activities) TimeoutAttempt(ctx context.Context, in TimeoutInput) (AttemptResult, error) {
-	statuses, err := a.paymentStatuses(ctx, []string{in.PaymentID})
+	r, err := a.Ledger.Settle(ctx, ledger.SourceAPI, "timeout", ledger.Settlement{
+		PaymentID: in.PaymentID, Status: ledger.StatusFailed, FailureReason: "TIMEOUT", IfPending: true})
 	if err != nil {
 		return AttemptResult{}, err
-	}
-	var r ledger.Result
-	if statuses[in.PaymentID] == ledger.StatusPending {
-		r, err = a.Ledger.Settle(ctx, ledger.SourceAPI, "timeout", ledger.Settlement{
-			PaymentID: in.PaymentID, Status: ledger.StatusFailed, FailureReason: "TIMEOUT"})
-		if err != nil {
-			return AttemptResult{}, err
-		}
 	}
 	return a.state(ctx, in.OrderID, r, in.PaymentID)
 }

@@ -59,6 +59,7 @@ type entry struct {
 	p          Payment
 	settleOnly bool  // from Settle: only status/gateway_ref/failure_reason are given
 	wantAmount int64 // Settle's optional amount check
+	ifPending  bool  // Settle's IfPending
 }
 
 // payRow is a payment's state inside the transaction: as loaded (under the
@@ -410,6 +411,10 @@ func (b *batch) decide(e *entry) error {
 	// An existing id: only the status and its companions may differ.
 	if r.orderID != p.OrderID {
 		b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s already exists for another order", p.PaymentID))
+		return nil
+	}
+	if e.ifPending && r.status != StatusPending {
+		e.res.Outcome, e.res.Status = Unchanged, r.status
 		return nil
 	}
 	if e.settleOnly {

@@ -148,6 +148,11 @@ type Settlement struct {
 	Amount        int64
 	GatewayRef    string
 	FailureReason string
+	// IfPending leaves a payment that is no longer PENDING as it is, with
+	// no audit event: for a settlement of our own (an attempt timing out)
+	// that may lose the race to its gateway's result. Decided under the
+	// order's lock, like every settlement.
+	IfPending bool
 }
 
 // Outcome is what happened to one submitted payment.
@@ -361,7 +366,7 @@ func (l *Ledger) Settle(ctx context.Context, src Source, ref string, s Settlemen
 			return fmt.Errorf("settle payment %s: find order: %w", s.PaymentID, err)
 		}
 		p.OrderID = orderID
-		e := entry{res: &res, p: p, settleOnly: true, wantAmount: s.Amount}
+		e := entry{res: &res, p: p, settleOnly: true, wantAmount: s.Amount, ifPending: s.IfPending}
 		if err := l.apply(ctx, tx, src, ref, []entry{e}); err != nil {
 			return fmt.Errorf("settle payment %s: %w", s.PaymentID, err)
 		}

@@ -948,3 +948,32 @@ func TestConcurrentSameIDOtherOrders(t *testing.T) {
 		t.Errorf("total paid %d, want %d", sum, 100*nIDs)
 	}
 }
+
+// An IfPending settlement (an attempt timing out) changes a PENDING payment
+// and leaves a settled one as it is, with no refused-transition event.
+func TestSettleIfPending(t *testing.T) {
+	l, db := newLedger(t)
+	ctx := context.Background()
+	insertOrder(t, db, "IP-O", 1000, "USD")
+	if _, err := l.Record(ctx, ledger.SourceAPI, "test", []ledger.Payment{
+		pay("IP-1", "IP-O", 100, ledger.StatusPending), pay("IP-2", "IP-O", 100, ledger.StatusSuccess)}); err != nil {
+		t.Fatal(err)
+	}
+	before := events(t, db, "IP-")
+	timeout := func(id string) ledger.Result {
+		r, err := l.Settle(ctx, ledger.SourceAPI, "timeout", ledger.Settlement{PaymentID: id, Status: ledger.StatusFailed, FailureReason: "TIMEOUT", IfPending: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := timeout("IP-2"); r.Outcome != ledger.Unchanged || r.Status != ledger.StatusSuccess {
+		t.Fatalf("timeout of a settled payment: %+v", r)
+	}
+	if got := events(t, db, "IP-"); strings.Join(got, ",") != strings.Join(before, ",") {
+		t.Fatalf("events %v, want unchanged %v", got, before)
+	}
+	if r := timeout("IP-1"); r.Outcome != ledger.Settled || r.Status != ledger.StatusFailed {
+		t.Fatalf("timeout of a pending payment: %+v", r)
+	}
+}
