@@ -14,6 +14,8 @@ import (
 
 	enumspb "go.temporal.io/api/enums/v1"
 
+	"github.com/acme/payments/internal/config"
+	"github.com/acme/payments/internal/dbtest"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ingest"
 	"github.com/acme/payments/internal/orders"
@@ -40,7 +42,11 @@ type env struct {
 
 func newEnv(t *testing.T, attemptTimeout time.Duration) *env {
 	t.Helper()
-	cfg := stacktest.Config(t, stacktest.Temporal(t))
+	return newEnvWith(t, stacktest.Config(t, stacktest.Temporal(t)), attemptTimeout)
+}
+
+func newEnvWith(t *testing.T, cfg config.Config, attemptTimeout time.Duration) *env {
+	t.Helper()
 	cfg.APITokens = token + ":read+write+pii"
 	cfg.WebhookSecrets = gateway + ":" + secret
 	cfg.AttemptTimeout = attemptTimeout
@@ -689,4 +695,39 @@ func TestUnansweredAttemptTimesOut(t *testing.T) {
 		t.Errorf("workflow of a PENDING order: %s", s)
 	}
 	stacktest.SaveHistory(t, e.d.Temporal, workflows.OrderPaymentWorkflowID("F-1"), "", "order-payment-timeout")
+}
+
+// The database round trips of one live attempt and one gateway callback,
+// counted on the wire between the service and MySQL.
+func TestRoundTripsPerAttemptAndCallback(t *testing.T) {
+	cfg := stacktest.Config(t, stacktest.Temporal(t))
+	dsn, rt, err := dbtest.CountRoundTrips(cfg.MySQLDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MySQLDSN = dsn
+	e := newEnvWith(t, cfg, time.Hour)
+	e.createOrder("RT-1", "100.00")
+	e.createOrder("RT-2", "100.00")
+	// Warm the pool and open RT-1's workflow.
+	e.mustAttempt("RT-1", attempt{PaymentID: "RT-P0", Amount: "10.00", Method: "CARD", Details: "4111111111111111"}, http.StatusCreated)
+	e.mustCallback(webhook.Result{PaymentID: "RT-P0", Status: "SUCCESS", Amount: "10.00", GatewayRef: "rt-g0"}, http.StatusOK, "Settled")
+
+	measure := func(what string, do func()) int64 {
+		before := rt.Load()
+		do()
+		n := rt.Load() - before
+		t.Logf("%s: %d database round trips", what, n)
+		return n
+	}
+	first := measure("first attempt of an order (opens its workflow)", func() {
+		e.mustAttempt("RT-2", attempt{PaymentID: "RT-P2", Amount: "10.00", Method: "CARD", Details: "4111111111111111"}, http.StatusCreated)
+	})
+	next := measure("attempt on an order whose workflow is open", func() {
+		e.mustAttempt("RT-1", attempt{PaymentID: "RT-P1", Amount: "10.00", Method: "CARD", Details: "4111111111111111"}, http.StatusCreated)
+	})
+	cb := measure("gateway callback", func() {
+		e.mustCallback(webhook.Result{PaymentID: "RT-P1", Status: "SUCCESS", Amount: "10.00", GatewayRef: "rt-g1"}, http.StatusOK, "Settled")
+	})
+	_, _, _ = first, next, cb
 }
