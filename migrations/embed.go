@@ -1,5 +1,6 @@
-// Package migrations holds the versioned SQL schema of the service, embedded
-// so every binary can apply it (goose format: -- +goose Up / Down).
+// Package migrations holds the versioned schema of the service, embedded so
+// every binary can apply it: SQL files (goose format: -- +goose Up / Down)
+// and the few steps written in Go (see Go).
 package migrations
 
 import "embed"

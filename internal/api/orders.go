@@ -10,6 +10,7 @@ import (
 
 	"github.com/acme/payments/activities"
 	"github.com/acme/payments/internal/auth"
+	"github.com/acme/payments/internal/ident"
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/money"
 	"github.com/acme/payments/internal/orders"
@@ -173,7 +174,7 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 	}
 	// The id rule of files and orders, ahead of the ledger's own looser
 	// check, so an id a file would refuse is refused here too.
-	if msg := orders.CheckID(req.PaymentID); msg != "" {
+	if msg := ident.Check(req.PaymentID); msg != "" {
 		WriteError(w, http.StatusBadRequest, "bad_request", "payment_id: "+msg)
 		return
 	}

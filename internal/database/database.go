@@ -151,7 +151,7 @@ func QuoteIdent(name string) string {
 // returns the schema version reached.
 func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) (int64, error) {
 	provider, err := goose.NewProvider(goose.DialectMySQL, db.DB, migrations.FS,
-		goose.WithLogger(gooseLogger{logger}))
+		goose.WithGoMigrations(migrations.Go()...), goose.WithLogger(gooseLogger{logger}))
 	if err != nil {
 		return 0, fmt.Errorf("load migrations: %w", err)
 	}

@@ -5,8 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/pressly/goose/v3"
+
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/dbtest"
+	"github.com/acme/payments/migrations"
 )
 
 func TestMigrateCreatesSchemaAndIsIdempotent(t *testing.T) {
@@ -64,5 +67,63 @@ func TestOpenReportsUnreachableServerWithoutPassword(t *testing.T) {
 func TestQuoteIdent(t *testing.T) {
 	if got := database.QuoteIdent("a`b"); got != "`a``b`" {
 		t.Fatalf("got %s", got)
+	}
+}
+
+// Version 4 refuses to go on while stored ids break the id rule the
+// ledger now shares with files and the API, naming them; once they are
+// renamed it applies.
+func TestMigrationRefusesIDsThatBreakTheRule(t *testing.T) {
+	dsn := dbtest.DSN(t)
+	ctx := context.Background()
+	if err := database.Create(ctx, dsn); err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectMySQL, db.DB, migrations.FS, goose.WithGoMigrations(migrations.Go()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.UpTo(ctx, 3); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO orders (order_id, order_amount, currency, created_at, updated_at) VALUES
+			('ok-1', 100, 'USD', NOW(6), NOW(6)), ('Zürich-7', 100, 'USD', NOW(6), NOW(6)),
+			('has space', 100, 'USD', NOW(6), NOW(6)), ('nbsp` + "\u00a0" + `x', 100, 'USD', NOW(6), NOW(6))`,
+		`INSERT INTO payments (payment_id, order_id, payment_amount, currency, payment_status, payment_method, created_at, updated_at)
+			VALUES ('P 1', 'ok-1', 100, 'USD', 'PENDING', 'CARD', NOW(6), NOW(6))`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = database.Migrate(ctx, db, nil)
+	if err == nil {
+		t.Fatal("migrated with ids that break the rule")
+	}
+	for _, want := range []string{`2 orders.order_id values`, `"has space"`, `"nbsp\u00a0x"`, `1 payments.payment_id values ("P 1")`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not say %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "Zürich") {
+		t.Errorf("error names a valid id: %v", err)
+	}
+	for _, q := range []string{
+		`UPDATE orders SET order_id = 'has-space' WHERE order_id = 'has space'`,
+		`UPDATE orders SET order_id = 'nbsp-x' WHERE order_id = 'nbsp` + "\u00a0" + `x'`,
+		`UPDATE payments SET payment_id = 'P-1' WHERE payment_id = 'P 1'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, err := database.Migrate(ctx, db, nil); err != nil || v < 4 {
+		t.Fatalf("after renaming: version %d, %v", v, err)
 	}
 }

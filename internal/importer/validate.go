@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acme/payments/internal/ident"
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/money"
@@ -112,7 +113,7 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 }
 
 func parseID(name, s string) (string, *FieldError) {
-	switch msg := orders.CheckID(s); {
+	switch msg := ident.Check(s); {
 	case s == "":
 		return "", bad(ledger.CodeMissingField, "%s is empty", name)
 	case msg != "":

@@ -216,8 +216,8 @@ func (b *batch) reset() {
 }
 
 // lockOrders locks the batch's orders in ascending order_id order. Go's
-// byte order equals utf8mb4_bin's code-point order (ids never end in a
-// space), so chunks of the sorted list are locked in one global order too.
+// byte order equals utf8mb4_bin's code-point order (ids hold no space,
+// see package ident), so chunks of the sorted list are locked in one global order too.
 func (b *batch) lockOrders(ctx context.Context, tx *sqlx.Tx, ids []string) error {
 	return inChunks(ids, inBatch, func(chunk []string) error {
 		q := "SELECT order_id, order_amount, currency, order_status, paid_amount FROM orders FORCE INDEX (PRIMARY) " +
@@ -313,8 +313,8 @@ const (
 // import's ids are mostly new and often consecutive, so its reads of
 // payments by id mostly disappear.
 //
-// Exact: valid ids hold no character below the space and never end in one
-// (checkToken), so Go's byte order is utf8mb4_bin's (PAD SPACE) order and
+// Exact: valid ids hold no space and no character below it (package ident),
+// so Go's byte order is utf8mb4_bin's (PAD SPACE) order and
 // every id of a run lies within [first, last] for the server, too; a stored
 // id equal to one of ours is found by the range. Like the reads it saves,
 // the probe is a plain read of committed rows (see loadPayments).

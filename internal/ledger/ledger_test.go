@@ -293,11 +293,17 @@ func runRules(t *testing.T) {
 					with(pay("P9", "O1", 10, S), func(p *ledger.Payment) { p.Details = strings.Repeat("x", 451) }),
 					with(pay("P10", "O1", 10, S), func(p *ledger.Payment) { p.GatewayRef = strings.Repeat("g", 129) }),
 					with(pay("P11", "O1", 10, ""), func(p *ledger.Payment) { p.Details = strings.Repeat("x", 450) }),
+					// The id rule of files and the API: no inner white space,
+					// at most 64 bytes.
+					pay("P 12", "O1", 10, S),
+					pay("P\u00a013", "O1", 10, S),
+					pay(strings.Repeat("é", 33), "O1", 10, S),
 				},
 				want: []res{
 					rej(ledger.CodeBadAmount), rej(ledger.CodeMissingField), rej(ledger.CodeMalformed), rej(ledger.CodeMissingField),
 					rej(ledger.CodeBadStatus), rej(ledger.CodeBadMethod), rej(ledger.CodeMissingField), rej(ledger.CodeBadCurrency),
 					rej(ledger.CodeMalformed), rej(ledger.CodeMalformed), ins,
+					rej(ledger.CodeMalformed), rej(ledger.CodeMalformed), rej(ledger.CodeMalformed),
 				},
 			}, {
 				settle: &ledger.Settlement{PaymentID: "P11", Status: P}, want: []res{rej(ledger.CodeBadStatus)},

@@ -6,6 +6,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/acme/payments/internal/ident"
 	"github.com/acme/payments/internal/money"
 )
 
@@ -13,7 +14,6 @@ import (
 // would be a strict-mode error failing the whole batch into one rejected
 // row.
 const (
-	maxIDLen            = 64  // payment_id, order_id: VARCHAR(64)
 	maxGatewayRefLen    = 128 // VARCHAR(128)
 	maxFailureReasonLen = 255 // VARCHAR(255)
 	maxReferenceLen     = 191 // payment_events.reference VARCHAR(191)
@@ -88,17 +88,18 @@ func checkSettlementFields(p *Payment) (code, msg string) {
 	return "", ""
 }
 
+// checkID applies the one id rule of package ident.
 func checkID(field, id string) (code, msg string) {
 	if id == "" {
 		return CodeMissingField, field + " is empty"
 	}
-	if m := checkToken(id, maxIDLen); m != "" {
+	if m := ident.Check(id); m != "" {
 		return CodeMalformed, field + " " + m
 	}
 	return "", ""
 }
 
-// checkToken vets an identifier-like value. Surrounding spaces are refused
+// checkToken vets a gateway reference. Surrounding spaces are refused
 // rather than trimmed: the columns' PAD SPACE collation would treat "A1"
 // and "A1 " as the same key while Go does not, turning them into an
 // endless duplicate-key conflict.

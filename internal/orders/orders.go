@@ -19,13 +19,13 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/ident"
 	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/money"
 )
@@ -44,7 +44,6 @@ var (
 // Field limits, the same as the importer's (internal/importer) so an order
 // accepted by one path is accepted by the other.
 const (
-	maxIDLen    = 64  // order_id VARCHAR(64), in bytes
 	maxEmailLen = 254 // the longest deliverable address (RFC 5321 path)
 	maxPhoneLen = 32
 	// DefaultCurrency is used when NewOrder.Currency is empty, as for an
@@ -226,7 +225,7 @@ func normalize(o NewOrder) (NewOrder, error) {
 	invalid := func(format string, args ...any) (NewOrder, error) {
 		return NewOrder{}, fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 	}
-	if msg := CheckID(o.OrderID); msg != "" {
+	if msg := ident.Check(o.OrderID); msg != "" {
 		return invalid("order_id %s", msg)
 	}
 	if o.Currency == "" {
@@ -261,24 +260,6 @@ func CheckContact(email, phone string) string {
 	}
 	if phone != "" && (len(phone) > maxPhoneLen || !utf8.ValidString(phone)) {
 		return fmt.Sprintf("customer_phone must be valid UTF-8 of at most %d bytes", maxPhoneLen)
-	}
-	return ""
-}
-
-// CheckID is the id rule of orders and payments entering through files or
-// the API: 1-64 bytes of valid UTF-8 without white space or control
-// characters. (White space matters beyond looks: the PAD SPACE collation
-// would make "A1" and "A1 " the same key.) It returns what is wrong, or "".
-func CheckID(id string) string {
-	switch {
-	case id == "":
-		return "is empty"
-	case len(id) > maxIDLen:
-		return fmt.Sprintf("is longer than %d bytes", maxIDLen)
-	case !utf8.ValidString(id):
-		return "is not valid UTF-8"
-	case strings.IndexFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
-		return fmt.Sprintf("%q holds white space or control characters", mask.Clip(id))
 	}
 	return ""
 }
