@@ -21,3 +21,14 @@ func AppendAAD(dst []byte, table, column, primaryKey string) []byte {
 	}
 	return dst
 }
+
+// The encrypted columns. Their table and column names are part of every
+// ciphertext's AAD, so a misspelling would make values undecryptable: they
+// are spelled once, here.
+const (
+	TableOrders          = "orders"
+	TablePayments        = "payments"
+	ColumnCustomerEmail  = "customer_email"
+	ColumnCustomerPhone  = "customer_phone"
+	ColumnPaymentDetails = "payment_details"
+)

@@ -448,7 +448,7 @@ func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now []b
 	var email, phone, bidx []byte
 	var err error
 	if o.CustomerEmail != "" {
-		s.aad = encryption.AppendAAD(s.aad[:0], "orders", "customer_email", o.OrderID)
+		s.aad = encryption.AppendAAD(s.aad[:0], encryption.TableOrders, encryption.ColumnCustomerEmail, o.OrderID)
 		if s.email, err = im.Keys.AppendEncrypt(s.email[:0], []byte(o.CustomerEmail), s.aad); err != nil {
 			return fmt.Errorf("order %s: %w", o.OrderID, err)
 		}
@@ -456,7 +456,7 @@ func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now []b
 		bidx = im.BlindIndex.Email(o.CustomerEmail)
 	}
 	if o.CustomerPhone != "" {
-		s.aad = encryption.AppendAAD(s.aad[:0], "orders", "customer_phone", o.OrderID)
+		s.aad = encryption.AppendAAD(s.aad[:0], encryption.TableOrders, encryption.ColumnCustomerPhone, o.OrderID)
 		if s.phone, err = im.Keys.AppendEncrypt(s.phone[:0], []byte(o.CustomerPhone), s.aad); err != nil {
 			return fmt.Errorf("order %s: %w", o.OrderID, err)
 		}

@@ -526,7 +526,7 @@ func (b *batch) insert(e *entry) error {
 	var ct []byte
 	if p.Details != "" {
 		var err error
-		ct, err = b.keys.Encrypt([]byte(p.Details), encryption.AAD("payments", "payment_details", p.PaymentID))
+		ct, err = b.keys.Encrypt([]byte(p.Details), encryption.AAD(encryption.TablePayments, encryption.ColumnPaymentDetails, p.PaymentID))
 		if err != nil {
 			return fmt.Errorf("record payment %s: encrypt payment_details: %w", p.PaymentID, err)
 		}
@@ -573,7 +573,7 @@ func (b *batch) storedDetails(r *payRow) (string, error) {
 		return r.details, nil
 	}
 	if r.detailsCT != nil {
-		pt, err := b.keys.Decrypt(r.detailsCT, encryption.AAD("payments", "payment_details", r.id))
+		pt, err := b.keys.Decrypt(r.detailsCT, encryption.AAD(encryption.TablePayments, encryption.ColumnPaymentDetails, r.id))
 		if err != nil {
 			return "", fmt.Errorf("record payment %s: decrypt stored payment_details: %w", r.id, err)
 		}

@@ -148,11 +148,11 @@ func (s *Store) Create(ctx context.Context, o NewOrder) (created bool, err error
 	if createdAt.IsZero() {
 		createdAt = now
 	}
-	email, err := s.encrypt("customer_email", o.OrderID, o.CustomerEmail)
+	email, err := s.encrypt(encryption.ColumnCustomerEmail, o.OrderID, o.CustomerEmail)
 	if err != nil {
 		return false, err
 	}
-	phone, err := s.encrypt("customer_phone", o.OrderID, o.CustomerPhone)
+	phone, err := s.encrypt(encryption.ColumnCustomerPhone, o.OrderID, o.CustomerPhone)
 	if err != nil {
 		return false, err
 	}
@@ -200,10 +200,10 @@ func (s *Store) Matches(stored StoredOrder, o NewOrder) (bool, error) {
 	}
 	plain := NewOrder{OrderID: stored.OrderID, Amount: stored.Amount, Currency: stored.Currency, CreatedAt: stored.CreatedAt}
 	var err error
-	if plain.CustomerEmail, err = s.decrypt("orders", "customer_email", stored.OrderID, stored.Email); err != nil {
+	if plain.CustomerEmail, err = s.decrypt(encryption.TableOrders, encryption.ColumnCustomerEmail, stored.OrderID, stored.Email); err != nil {
 		return false, err
 	}
-	if plain.CustomerPhone, err = s.decrypt("orders", "customer_phone", stored.OrderID, stored.Phone); err != nil {
+	if plain.CustomerPhone, err = s.decrypt(encryption.TableOrders, encryption.ColumnCustomerPhone, stored.OrderID, stored.Phone); err != nil {
 		return false, err
 	}
 	return Same(plain, o), nil
@@ -322,7 +322,7 @@ const paymentColumns = `payment_id, order_id, payment_amount, currency, payment_
 	payment_method, payment_details, gateway_ref, failure_reason, created_at, updated_at`
 
 func (s *Store) decodePayment(r paymentRow) (Payment, error) {
-	details, err := s.decrypt("payments", "payment_details", r.PaymentID, r.Details)
+	details, err := s.decrypt(encryption.TablePayments, encryption.ColumnPaymentDetails, r.PaymentID, r.Details)
 	if err != nil {
 		return Payment{}, err
 	}
@@ -413,11 +413,11 @@ func (s *Store) decodeOrder(r orderRow) (Order, error) {
 	if _, ok := money.Lookup(r.Currency); !ok {
 		return Order{}, fmt.Errorf("order %s: stored currency %q is unknown", r.OrderID, mask.Clip(r.Currency))
 	}
-	email, err := s.decrypt("orders", "customer_email", r.OrderID, r.Email)
+	email, err := s.decrypt(encryption.TableOrders, encryption.ColumnCustomerEmail, r.OrderID, r.Email)
 	if err != nil {
 		return Order{}, err
 	}
-	phone, err := s.decrypt("orders", "customer_phone", r.OrderID, r.Phone)
+	phone, err := s.decrypt(encryption.TableOrders, encryption.ColumnCustomerPhone, r.OrderID, r.Phone)
 	if err != nil {
 		return Order{}, err
 	}
@@ -433,7 +433,7 @@ func (s *Store) encrypt(column, orderID, plain string) ([]byte, error) {
 	if plain == "" {
 		return nil, nil
 	}
-	ct, err := s.Keys.Encrypt([]byte(plain), encryption.AAD("orders", column, orderID))
+	ct, err := s.Keys.Encrypt([]byte(plain), encryption.AAD(encryption.TableOrders, column, orderID))
 	if err != nil {
 		return nil, fmt.Errorf("order %s: encrypt %s: %w", orderID, column, err)
 	}
