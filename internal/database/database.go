@@ -135,6 +135,15 @@ func IsDuplicateKey(err error) bool {
 	return errors.As(err, &me) && me.Number == 1062
 }
 
+// NullBytes is b as a statement argument: NULL for nil, as the service
+// stores absent encrypted values.
+func NullBytes(b []byte) any {
+	if b == nil {
+		return nil
+	}
+	return b
+}
+
 // QuoteIdent quotes a MySQL identifier.
 func QuoteIdent(name string) string {
 	out := []byte{'`'}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/loaddata"
 )
@@ -610,7 +611,7 @@ func (b *batch) insertPayments(ctx context.Context, tx *sqlx.Tx) error {
 	return inChunks(b.inserts, insertBatch, func(chunk []*payRow) error {
 		args := make([]any, 0, len(chunk)*11)
 		for _, r := range chunk {
-			args = append(args, r.id, r.orderID, r.amount, r.currency, string(r.status), r.method, nullBytes(r.detailsCT),
+			args = append(args, r.id, r.orderID, r.amount, r.currency, string(r.status), r.method, database.NullBytes(r.detailsCT),
 				nullString(r.gatewayRef), nullString(r.failure), r.createdAt, b.now)
 		}
 		q := "INSERT INTO payments " + paymentColumns + " VALUES " + repeatJoin(row, len(chunk))
@@ -985,11 +986,4 @@ func nullString(s string) any {
 		return nil
 	}
 	return s
-}
-
-func nullBytes(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return b
 }

@@ -164,7 +164,7 @@ func (s *Store) Create(ctx context.Context, o NewOrder) (created bool, err error
 	_, err = s.DB.ExecContext(ctx, `INSERT INTO orders (order_id, order_amount, currency, order_status, paid_amount,
 		customer_email, customer_phone, customer_email_bidx, created_at, updated_at)
 		VALUES (?, ?, ?, 'PENDING', 0, ?, ?, ?, ?, ?)`,
-		o.OrderID, o.Amount, o.Currency, nullBytes(email), nullBytes(phone), nullBytes(bidx), createdAt, now)
+		o.OrderID, o.Amount, o.Currency, database.NullBytes(email), database.NullBytes(phone), database.NullBytes(bidx), createdAt, now)
 	if err == nil {
 		return true, nil
 	}
@@ -451,12 +451,4 @@ func (s *Store) decrypt(table, column, pk string, ct []byte) (string, error) {
 		return "", fmt.Errorf("%s %s: decrypt %s: %w", table, pk, column, err)
 	}
 	return string(plain), nil
-}
-
-// normalizeEmail is the normalisation of encryption.BlindIndex.Email.
-func nullBytes(b []byte) any {
-	if b == nil {
-		return nil
-	}
-	return b
 }
