@@ -81,11 +81,10 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 }
 
 func importOptions(typ, maxRejects string) (ingest.Options, error) {
-	o := ingest.Options{Type: records.Kind(strings.TrimSpace(typ)), MaxRejects: importer.DefaultMaxRejects}
-	switch o.Type {
-	case "", records.KindOrders, records.KindPayments:
-	default:
-		return o, errors.New("type must be orders or payments")
+	o := ingest.Options{MaxRejects: importer.DefaultMaxRejects}
+	var err error
+	if o.Type, err = records.ParseKind(strings.TrimSpace(typ)); err != nil {
+		return o, err
 	}
 	if maxRejects != "" {
 		n, err := strconv.ParseInt(strings.TrimSpace(maxRejects), 10, 64)

@@ -48,10 +48,8 @@ var ErrBadOption = errors.New("bad import option")
 // same options was imported before, it returns that import with
 // created = false and discards the new copy.
 func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importer.Job, bool, error) {
-	switch opts.Type {
-	case "", records.KindOrders, records.KindPayments:
-	default:
-		return importer.Job{}, false, fmt.Errorf("%w: type %q (want orders or payments)", ErrBadOption, opts.Type)
+	if _, err := records.ParseKind(string(opts.Type)); err != nil {
+		return importer.Job{}, false, fmt.Errorf("%w: %v", ErrBadOption, err)
 	}
 	if opts.MaxRejects < 0 {
 		return importer.Job{}, false, fmt.Errorf("%w: max_rejects must be 0 or more", ErrBadOption)

@@ -39,6 +39,16 @@ const (
 	KindPayments Kind = "payments"
 )
 
+// ParseKind reads a type parameter: "orders", "payments", or "" for none
+// (the file tells). Anything else is an error saying what is allowed.
+func ParseKind(s string) (Kind, error) {
+	switch k := Kind(s); k {
+	case "", KindOrders, KindPayments:
+		return k, nil
+	}
+	return "", fmt.Errorf("unknown type %q (want %q or %q)", s, KindOrders, KindPayments)
+}
+
 // OrderColumns are the columns of an orders file, in the order of Record.Values.
 var OrderColumns = []string{"order_id", "order_amount", "currency", "created_at", "customer_email", "customer_phone"}
 
@@ -198,8 +208,8 @@ func PlanChunks(r io.Reader, kindHint Kind, rowsPerChunk int, lim Limits) (*Plan
 // tests can plan with the former encoding/xml one.
 func planChunks(r io.Reader, kindHint Kind, rowsPerChunk int, lim Limits, planXML func(*source, Kind, int, Limits) (*Plan, error)) (*Plan, error) {
 	lim = lim.norm()
-	if kindHint != "" && kindHint != KindOrders && kindHint != KindPayments {
-		return nil, fmt.Errorf("unknown type %q (want %q or %q)", kindHint, KindOrders, KindPayments)
+	if _, err := ParseKind(string(kindHint)); err != nil {
+		return nil, err
 	}
 	src := newSource(r, 0, 1, lim.MaxRecordBytes)
 	format, err := sniff(src)
