@@ -22,9 +22,11 @@ import (
 	"io"
 	"math"
 	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/acme/payments/internal/money"
+	"github.com/acme/payments/internal/records"
 )
 
 // Kinds of file Write produces (Options.Kind).
@@ -69,21 +71,11 @@ const Window = 30 * 24 * time.Hour
 // unmatched by any orders file of fewer than NotFoundOrderBase rows.
 const NotFoundOrderBase = 90_000_000
 
-var (
-	orderColumns   = []string{"order_id", "order_amount", "currency", "created_at", "customer_email", "customer_phone"}
-	paymentColumns = []string{"payment_id", "order_id", "payment_amount", "payment_method", "payment_status", "payment_details", "gateway_ref", "currency", "created_at"}
-)
-
 // Columns returns the column names (CSV header, XML child elements) of a
-// kind in the order Write emits them, or nil for an unknown kind.
+// kind in the order Write emits them, the import columns of package
+// records, or nil for an unknown kind.
 func Columns(kind string) []string {
-	switch kind {
-	case KindOrders:
-		return append([]string(nil), orderColumns...)
-	case KindPayments:
-		return append([]string(nil), paymentColumns...)
-	}
-	return nil
+	return slices.Clone(records.Columns(records.Kind(kind)))
 }
 
 // Options configure Write. The zero value of every field but Kind and Count
@@ -413,7 +405,7 @@ type generator struct {
 
 	out  []byte
 	row  []byte // fields of the current row, back to back
-	ends [9]int
+	ends [10]int
 	nf   int
 
 	rows  int
@@ -435,9 +427,9 @@ func newGenerator(w io.Writer, o Options) *generator {
 		custN: max(o.Count/3, 1),
 	}
 	if o.Kind == KindOrders {
-		g.reasons, g.cols, g.rowElem = orderReasons, orderColumns, "order"
+		g.reasons, g.cols, g.rowElem = orderReasons, records.OrderColumns, "order"
 	} else {
-		g.reasons, g.cols, g.rowElem = paymentReasons, paymentColumns, "payment"
+		g.reasons, g.cols, g.rowElem = paymentReasons, records.PaymentColumns, "payment"
 	}
 	for _, col := range g.cols {
 		g.xmlOpen = append(g.xmlOpen, []byte("<"+col+">"))
@@ -627,6 +619,7 @@ func (g *generator) paymentRow(r int) {
 		g.field(methodNames[method])
 	}
 	// payment_status: SUCCESS 85%, PENDING 10%, FAILED 5%
+	failed := false
 	switch p := g.rnd.intn(100); {
 	case reason == rStatus:
 		g.field(badStatuses[g.rnd.intn(len(badStatuses))])
@@ -636,6 +629,7 @@ func (g *generator) paymentRow(r int) {
 		g.field(statusNames[1])
 	default:
 		g.field(statusNames[2])
+		failed = true
 	}
 	// payment_details
 	g.detailsField(method)
@@ -649,7 +643,16 @@ func (g *generator) paymentRow(r int) {
 	g.currencyField(reason)
 	// created_at
 	g.dateField(created, reason)
+	// failure_reason, of failed payments only
+	if failed {
+		g.field(failureReasons[id%len(failureReasons)])
+	} else {
+		g.endField()
+	}
 }
+
+// failureReasons are what gateways say of a declined payment.
+var failureReasons = []string{"DECLINED", "INSUFFICIENT_FUNDS", "EXPIRED_CARD", "DO_NOT_HONOR"}
 
 // paymentOffset places the nth payment of an order after the order's
 // created_at, staying inside the window.
