@@ -27,6 +27,9 @@ type Config struct {
 	Keys              string
 	KeysFile          string
 	BlindIndexKey     string
+	// BlindIndexKeyFile, read when BlindIndexKey is empty, is set by
+	// service.UseDevKeysIfPresent to the development key file.
+	BlindIndexKeyFile string
 	APITokens         string
 	WebhookSecrets    string
 	CodecCORSOrigins  []string
@@ -159,6 +162,9 @@ func (c *Config) Keyring() (*encryption.Keyring, error) {
 
 // BlindIndex loads the blind-index key.
 func (c *Config) BlindIndex() (*encryption.BlindIndex, error) {
+	if c.BlindIndexKey == "" && c.BlindIndexKeyFile != "" {
+		return encryption.ReadBlindIndexFile(c.BlindIndexKeyFile)
+	}
 	if c.BlindIndexKey == "" {
 		return nil, fmt.Errorf("PAYMENTS_BLIND_INDEX_KEY is not set")
 	}

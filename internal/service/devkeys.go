@@ -2,9 +2,7 @@ package service
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"strings"
 
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/encryption"
@@ -23,11 +21,7 @@ func UseDevKeysIfPresent(cfg *config.Config) error {
 	}
 	cfg.KeysFile = keysFile
 	if cfg.BlindIndexKey == "" {
-		b, err := os.ReadFile(bidxFile)
-		if err != nil {
-			return fmt.Errorf("development keys: %w", err)
-		}
-		cfg.BlindIndexKey = strings.TrimSpace(string(b))
+		cfg.BlindIndexKeyFile = bidxFile
 	}
 	return nil
 }
