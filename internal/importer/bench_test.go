@@ -20,6 +20,7 @@ func BenchmarkAppendOrderRow(b *testing.B) {
 		CustomerEmail: "jane.doe+17@example.com", CustomerPhone: "+15550101234"}
 	var buf bytes.Buffer
 	now := []byte(time.Now().UTC().Format("2006-01-02 15:04:05.000000"))
+	var sealed orders.Sealed
 	var scratch rowScratch
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -27,7 +28,7 @@ func BenchmarkAppendOrderRow(b *testing.B) {
 			buf.Reset()
 		}
 		o.OrderID = fmt.Sprintf("ORD-%08d", i)
-		if err := im.appendOrderRow(&buf, o, now, &scratch); err != nil {
+		if err := im.appendOrderRow(&buf, o, now, &sealed, &scratch); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -351,9 +351,10 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 	now := []byte(time.Now().UTC().Format(loaddata.DateTime))
 	var buf bytes.Buffer
 	buf.Grow(len(toInsert) * 256)
+	var sealed orders.Sealed
 	var scratch rowScratch
 	for _, i := range toInsert {
-		if err := im.appendOrderRow(&buf, rows[i], now, &scratch); err != nil {
+		if err := im.appendOrderRow(&buf, rows[i], now, &sealed, &scratch); err != nil {
 			return 0, 0, nil, err
 		}
 	}
@@ -378,10 +379,9 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec
 		if err != nil {
 			return 0, 0, nil, err
 		}
-		matcher := &orders.Store{Keys: im.Keys}
 		var conflicts int64
 		for _, i := range toInsert {
-			same, err := matcher.Matches(stored[rows[i].OrderID], rows[i])
+			same, err := im.sealer().Matches(stored[rows[i].OrderID], rows[i])
 			if err != nil {
 				return 0, 0, nil, err
 			}
@@ -411,18 +411,18 @@ func conflict(rec records.Record, id string) Reject {
 		Message: fmt.Sprintf("order_id %q already exists with different content", mask.Clip(id))}
 }
 
-func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]orders.StoredOrder, error) {
-	out := make(map[string]orders.StoredOrder)
+func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]orders.Row, error) {
+	out := make(map[string]orders.Row)
 	// Below MariaDB's in_predicate_conversion_threshold (1000), where an
 	// IN list stops being a range over its keys (see package ledger).
 	const batch = 500
 	for start := 0; start < len(ids); start += batch {
 		end := min(start+batch, len(ids))
-		q, args, err := sqlx.In(`SELECT `+orders.StoredColumns+` FROM orders WHERE order_id IN (?)`, ids[start:end])
+		q, args, err := sqlx.In(`SELECT `+orders.RowColumns+` FROM orders WHERE order_id IN (?)`, ids[start:end])
 		if err != nil {
 			return nil, err
 		}
-		var rows []orders.StoredOrder
+		var rows []orders.Row
 		if err := tx.SelectContext(ctx, &rows, q, args...); err != nil {
 			return nil, fmt.Errorf("read existing orders: %w", err)
 		}
@@ -433,42 +433,33 @@ func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (
 	return out, nil
 }
 
-// rowScratch holds buffers reused from row to row of a chunk, so that
-// preparing a row allocates next to nothing.
-type rowScratch struct{ aad, email, phone, num, created []byte }
-
-// appendOrderRow writes one LOAD DATA line (see package loaddata).
-// now is the chunk's timestamp, already formatted.
-func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now []byte, s *rowScratch) error {
+// appendOrderRow writes one LOAD DATA line (see package loaddata), sealing
+// the order's fields into sealed's reused buffers. now is the chunk's
+// timestamp, already formatted; num and created are scratch.
+func (im *Importer) appendOrderRow(buf *bytes.Buffer, o orders.NewOrder, now []byte, sealed *orders.Sealed, scratch *rowScratch) error {
 	created := now
 	if !o.CreatedAt.IsZero() {
-		s.created = loaddata.AppendDateTime(s.created[:0], o.CreatedAt)
-		created = s.created
+		scratch.created = loaddata.AppendDateTime(scratch.created[:0], o.CreatedAt)
+		created = scratch.created
 	}
-	var email, phone, bidx []byte
-	var err error
-	if o.CustomerEmail != "" {
-		s.aad = encryption.AppendAAD(s.aad[:0], encryption.TableOrders, encryption.ColumnCustomerEmail, o.OrderID)
-		if s.email, err = im.Keys.AppendEncrypt(s.email[:0], []byte(o.CustomerEmail), s.aad); err != nil {
-			return fmt.Errorf("order %s: %w", o.OrderID, err)
-		}
-		email = s.email
-		bidx = im.BlindIndex.Email(o.CustomerEmail)
+	if err := im.sealer().Seal(sealed, o); err != nil {
+		return err
 	}
-	if o.CustomerPhone != "" {
-		s.aad = encryption.AppendAAD(s.aad[:0], encryption.TableOrders, encryption.ColumnCustomerPhone, o.OrderID)
-		if s.phone, err = im.Keys.AppendEncrypt(s.phone[:0], []byte(o.CustomerPhone), s.aad); err != nil {
-			return fmt.Errorf("order %s: %w", o.OrderID, err)
-		}
-		phone = s.phone
-	}
-	s.num = strconv.AppendInt(s.num[:0], o.Amount, 10)
+	scratch.num = strconv.AppendInt(scratch.num[:0], o.Amount, 10)
 	loaddata.Field(buf, []byte(o.OrderID), '\t')
-	loaddata.Field(buf, s.num, '\t')
+	loaddata.Field(buf, scratch.num, '\t')
 	loaddata.Field(buf, []byte(o.Currency), '\t')
-	loaddata.NullableField(buf, email, email == nil, '\t')
-	loaddata.NullableField(buf, phone, phone == nil, '\t')
-	loaddata.NullableField(buf, bidx, bidx == nil, '\t')
+	loaddata.NullableField(buf, sealed.Email, sealed.Email == nil, '\t')
+	loaddata.NullableField(buf, sealed.Phone, sealed.Phone == nil, '\t')
+	loaddata.NullableField(buf, sealed.EmailIndex, sealed.EmailIndex == nil, '\t')
 	loaddata.Field(buf, created, '\n')
 	return nil
+}
+
+// rowScratch holds the buffers of a row's other formatted values.
+type rowScratch struct{ num, created []byte }
+
+// sealer seals and matches orders with the importer's keys.
+func (im *Importer) sealer() orders.Sealer {
+	return orders.Sealer{Keys: im.Keys, BlindIndex: im.BlindIndex}
 }

@@ -1,13 +1,8 @@
 // Package orders is the order store behind the HTTP API: POST /orders,
 // GET /orders/{id} and GET /orders?customer_email= (SPEC sections 3, 4, 6).
-//
-// Rows are stored exactly as the bulk importer stores them: customer_email
-// and customer_phone are AES-GCM ciphertexts bound to ("orders", column,
-// order_id), NULL when empty; customer_email_bidx is the blind index of the
-// normalised email, NULL without one; created_at and updated_at are UTC
-// DATETIME(6). Orders created here and imported ones are therefore
-// interchangeable, and a repeat of either through the other is recognised
-// as identical (see [Store.Matches]).
+// Its Sealer is the one codec of an order row's sensitive fields, which
+// bulk imports and exports use too, and Row the one shape of a stored
+// orders row.
 //
 // Payments are only read here; package ledger writes them.
 package orders
@@ -41,7 +36,7 @@ var (
 	ErrInvalid = errors.New("invalid order")
 )
 
-// Field limits, the same as the importer's (internal/importer) so an order
+// Field limits. The importer checks rows with CheckContact too, so an order
 // accepted by one path is accepted by the other.
 const (
 	maxEmailLen = 254 // the longest deliverable address (RFC 5321 path)
@@ -53,8 +48,7 @@ const (
 	MaxFindResults = 1000
 )
 
-// Store reads and creates orders. It is safe for concurrent use. Matches
-// needs only Keys.
+// Store reads and creates orders. It is safe for concurrent use.
 type Store struct {
 	DB *sqlx.DB
 	// Keys encrypts and decrypts customer_email, customer_phone and
@@ -115,20 +109,6 @@ func (o Order) Outstanding() int64 { return max(o.Amount-o.PaidAmount, 0) }
 // least 0.
 func (o Order) Overpaid() int64 { return max(o.PaidAmount-o.Amount, 0) }
 
-// StoredOrder is the identity of an orders row as stored, ciphertexts
-// included: what [Store.Matches] compares. Select it with StoredColumns.
-type StoredOrder struct {
-	OrderID   string    `db:"order_id"`
-	Amount    int64     `db:"order_amount"`
-	Currency  string    `db:"currency"`
-	Email     []byte    `db:"customer_email"`
-	Phone     []byte    `db:"customer_phone"`
-	CreatedAt time.Time `db:"created_at"`
-}
-
-// StoredColumns is the select list for a StoredOrder.
-const StoredColumns = "order_id, order_amount, currency, customer_email, customer_phone, created_at"
-
 // Create stores a new order. When the id already exists, an identical
 // order (same amount, currency, email and phone, compared as plaintext;
 // created_at too when o sets it) gives created=false and no error, and any
@@ -148,23 +128,15 @@ func (s *Store) Create(ctx context.Context, o NewOrder) (created bool, err error
 	if createdAt.IsZero() {
 		createdAt = now
 	}
-	email, err := s.encrypt(encryption.ColumnCustomerEmail, o.OrderID, o.CustomerEmail)
-	if err != nil {
+	var sealed Sealed
+	if err := s.sealer().Seal(&sealed, o); err != nil {
 		return false, err
 	}
-	phone, err := s.encrypt(encryption.ColumnCustomerPhone, o.OrderID, o.CustomerPhone)
-	if err != nil {
-		return false, err
-	}
-	var bidx []byte
-	if o.CustomerEmail != "" {
-		bidx = s.BlindIndex.Email(o.CustomerEmail)
-	}
-	// Absent values are NULL (not empty strings), as the importer stores them.
 	_, err = s.DB.ExecContext(ctx, `INSERT INTO orders (order_id, order_amount, currency, order_status, paid_amount,
 		customer_email, customer_phone, customer_email_bidx, created_at, updated_at)
 		VALUES (?, ?, ?, 'PENDING', 0, ?, ?, ?, ?, ?)`,
-		o.OrderID, o.Amount, o.Currency, database.NullBytes(email), database.NullBytes(phone), database.NullBytes(bidx), createdAt, now)
+		o.OrderID, o.Amount, o.Currency, database.NullBytes(sealed.Email), database.NullBytes(sealed.Phone),
+		database.NullBytes(sealed.EmailIndex), createdAt, now)
 	if err == nil {
 		return true, nil
 	}
@@ -172,12 +144,12 @@ func (s *Store) Create(ctx context.Context, o NewOrder) (created bool, err error
 		return false, fmt.Errorf("create order %s: %w", o.OrderID, err)
 	}
 	// Autocommit: this read sees the row whose commit made our INSERT fail.
-	var stored StoredOrder
-	err = s.DB.GetContext(ctx, &stored, "SELECT "+StoredColumns+" FROM orders WHERE order_id = ?", o.OrderID)
+	var stored Row
+	err = s.DB.GetContext(ctx, &stored, "SELECT "+RowColumns+" FROM orders WHERE order_id = ?", o.OrderID)
 	if err != nil {
 		return false, fmt.Errorf("create order %s: read existing order: %w", o.OrderID, err)
 	}
-	same, err := s.Matches(stored, o)
+	same, err := s.sealer().Matches(stored, o)
 	if err != nil {
 		return false, fmt.Errorf("create order %s: %w", o.OrderID, err)
 	}
@@ -185,38 +157,6 @@ func (s *Store) Create(ctx context.Context, o NewOrder) (created bool, err error
 		return false, fmt.Errorf("order %s: %w", o.OrderID, ErrConflict)
 	}
 	return false, nil
-}
-
-// Matches reports whether a stored order is the same as o: equal id,
-// amount and currency, equal email and phone by plaintext (every
-// encryption draws a fresh nonce, so ciphertexts never compare equal), and
-// equal created_at when o sets one. o must be normalised as Create
-// normalises it (trimmed email and phone, currency filled in). A stored
-// value that does not decrypt is an error, never a match. The importer can
-// use it through a Store with only Keys set.
-func (s *Store) Matches(stored StoredOrder, o NewOrder) (bool, error) {
-	if stored.OrderID == "" {
-		return false, nil
-	}
-	plain := NewOrder{OrderID: stored.OrderID, Amount: stored.Amount, Currency: stored.Currency, CreatedAt: stored.CreatedAt}
-	var err error
-	if plain.CustomerEmail, err = s.decrypt(encryption.TableOrders, encryption.ColumnCustomerEmail, stored.OrderID, stored.Email); err != nil {
-		return false, err
-	}
-	if plain.CustomerPhone, err = s.decrypt(encryption.TableOrders, encryption.ColumnCustomerPhone, stored.OrderID, stored.Phone); err != nil {
-		return false, err
-	}
-	return Same(plain, o), nil
-}
-
-// Same reports whether o repeats order first: the same id, amount,
-// currency, email and phone, and the same created_at when o sets one (a row
-// without one accepts whatever first was stored with). Within one file and
-// against stored rows alike, a repeat is judged by this one rule.
-func Same(first, o NewOrder) bool {
-	return first.OrderID == o.OrderID && first.Amount == o.Amount && first.Currency == o.Currency &&
-		first.CustomerEmail == o.CustomerEmail && first.CustomerPhone == o.CustomerPhone &&
-		(o.CreatedAt.IsZero() || first.CreatedAt.Equal(o.CreatedAt))
 }
 
 // normalize trims and defaults o like an import row and checks the field
@@ -275,15 +215,15 @@ func (s *Store) Get(ctx context.Context, orderID string) (Order, error) {
 	}
 	defer tx.Rollback() // read-only: nothing to commit
 
-	var row orderRow
-	err = tx.GetContext(ctx, &row, "SELECT "+orderColumns+" FROM orders WHERE order_id = ?", orderID)
+	var row Row
+	err = tx.GetContext(ctx, &row, "SELECT "+RowColumns+" FROM orders WHERE order_id = ?", orderID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Order{}, fmt.Errorf("order %s: %w", orderID, ErrNotFound)
 	}
 	if err != nil {
 		return Order{}, fmt.Errorf("get order %s: %w", orderID, err)
 	}
-	o, err := s.decodeOrder(row)
+	o, err := s.sealer().Open(row)
 	if err != nil {
 		return Order{}, err
 	}
@@ -322,7 +262,7 @@ const paymentColumns = `payment_id, order_id, payment_amount, currency, payment_
 	payment_method, payment_details, gateway_ref, failure_reason, created_at, updated_at`
 
 func (s *Store) decodePayment(r paymentRow) (Payment, error) {
-	details, err := s.decrypt(encryption.TablePayments, encryption.ColumnPaymentDetails, r.PaymentID, r.Details)
+	details, err := openField(s.Keys, encryption.TablePayments, encryption.ColumnPaymentDetails, r.PaymentID, r.Details)
 	if err != nil {
 		return Payment{}, err
 	}
@@ -344,8 +284,8 @@ func (s *Store) FindByEmail(ctx context.Context, email string) ([]Order, error) 
 	if want == "" || !strings.Contains(want, "@") {
 		return nil, fmt.Errorf("%w: customer_email is not an email address", ErrInvalid)
 	}
-	var rows []orderRow
-	err := s.DB.SelectContext(ctx, &rows, "SELECT "+orderColumns+` FROM orders
+	var rows []Row
+	err := s.DB.SelectContext(ctx, &rows, "SELECT "+RowColumns+` FROM orders
 		WHERE customer_email_bidx = ? ORDER BY created_at, order_id LIMIT ?`,
 		s.BlindIndex.Email(want), MaxFindResults)
 	if err != nil {
@@ -354,7 +294,7 @@ func (s *Store) FindByEmail(ctx context.Context, email string) ([]Order, error) 
 	}
 	out := make([]Order, 0, len(rows))
 	for _, r := range rows {
-		o, err := s.decodeOrder(r)
+		o, err := s.sealer().Open(r)
 		if err != nil {
 			return nil, err
 		}
@@ -378,21 +318,6 @@ func (s *Store) PaymentOrder(ctx context.Context, paymentID string) (orderID str
 	return orderID, nil
 }
 
-const orderColumns = `order_id, order_amount, currency, order_status, paid_amount,
-	customer_email, customer_phone, created_at, updated_at`
-
-type orderRow struct {
-	OrderID    string    `db:"order_id"`
-	Amount     int64     `db:"order_amount"`
-	Currency   string    `db:"currency"`
-	Status     string    `db:"order_status"`
-	PaidAmount int64     `db:"paid_amount"`
-	Email      []byte    `db:"customer_email"`
-	Phone      []byte    `db:"customer_phone"`
-	CreatedAt  time.Time `db:"created_at"`
-	UpdatedAt  time.Time `db:"updated_at"`
-}
-
 type paymentRow struct {
 	PaymentID     string         `db:"payment_id"`
 	OrderID       string         `db:"order_id"`
@@ -407,48 +332,5 @@ type paymentRow struct {
 	UpdatedAt     time.Time      `db:"updated_at"`
 }
 
-func (s *Store) decodeOrder(r orderRow) (Order, error) {
-	// Every writer validates the currency; one we cannot format would make
-	// every amount in the response wrong, so refuse it loudly.
-	if _, ok := money.Lookup(r.Currency); !ok {
-		return Order{}, fmt.Errorf("order %s: stored currency %q is unknown", r.OrderID, mask.Clip(r.Currency))
-	}
-	email, err := s.decrypt(encryption.TableOrders, encryption.ColumnCustomerEmail, r.OrderID, r.Email)
-	if err != nil {
-		return Order{}, err
-	}
-	phone, err := s.decrypt(encryption.TableOrders, encryption.ColumnCustomerPhone, r.OrderID, r.Phone)
-	if err != nil {
-		return Order{}, err
-	}
-	return Order{
-		OrderID: r.OrderID, Amount: r.Amount, Currency: r.Currency, Status: r.Status, PaidAmount: r.PaidAmount,
-		CustomerEmail: email, CustomerPhone: phone, CreatedAt: r.CreatedAt.UTC(), UpdatedAt: r.UpdatedAt.UTC(),
-	}, nil
-}
-
-// encrypt returns the ciphertext of an orders column, nil for "" (stored
-// as NULL).
-func (s *Store) encrypt(column, orderID, plain string) ([]byte, error) {
-	if plain == "" {
-		return nil, nil
-	}
-	ct, err := s.Keys.Encrypt([]byte(plain), encryption.AAD(encryption.TableOrders, column, orderID))
-	if err != nil {
-		return nil, fmt.Errorf("order %s: encrypt %s: %w", orderID, column, err)
-	}
-	return ct, nil
-}
-
-// decrypt returns the plaintext of an encrypted column, "" for NULL. The
-// error names the row and column, never the value.
-func (s *Store) decrypt(table, column, pk string, ct []byte) (string, error) {
-	if len(ct) == 0 {
-		return "", nil
-	}
-	plain, err := s.Keys.Decrypt(ct, encryption.AAD(table, column, pk))
-	if err != nil {
-		return "", fmt.Errorf("%s %s: decrypt %s: %w", table, pk, column, err)
-	}
-	return string(plain), nil
-}
+// sealer is the Sealer of s's keys.
+func (s *Store) sealer() Sealer { return Sealer{Keys: s.Keys, BlindIndex: s.BlindIndex} }

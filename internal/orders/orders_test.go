@@ -168,8 +168,8 @@ func TestMatchesImportedRow(t *testing.T) {
 	if created, err := s.Create(ctx, orders.NewOrder{OrderID: "IMP-1", Amount: 500, Currency: "KWD", CustomerEmail: "a@b.example"}); err != nil || created {
 		t.Fatalf("Create over an imported row = %v, %v; want false, nil", created, err)
 	}
-	var st orders.StoredOrder
-	if err := s.DB.Get(&st, "SELECT "+orders.StoredColumns+" FROM orders WHERE order_id = 'IMP-1'"); err != nil {
+	var st orders.Row
+	if err := s.DB.Get(&st, "SELECT "+orders.RowColumns+" FROM orders WHERE order_id = 'IMP-1'"); err != nil {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
@@ -181,13 +181,13 @@ func TestMatchesImportedRow(t *testing.T) {
 		{orders.NewOrder{OrderID: "IMP-1", Amount: 500, Currency: "KWD", CustomerEmail: "a@b.example", CustomerPhone: "1"}, false},
 		{orders.NewOrder{OrderID: "IMP-2", Amount: 500, Currency: "KWD", CustomerEmail: "a@b.example"}, false},
 	} {
-		if got, err := s.Matches(st, tc.o); err != nil || got != tc.want {
+		if got, err := (orders.Sealer{Keys: s.Keys}).Matches(st, tc.o); err != nil || got != tc.want {
 			t.Errorf("Matches(%+v) = %v, %v; want %v", tc.o, got, err, tc.want)
 		}
 	}
 	// A ciphertext moved from another row fails to decrypt: an error, not a match.
 	st.OrderID = "IMP-2"
-	if _, err := s.Matches(st, orders.NewOrder{OrderID: "IMP-2", Amount: 500, Currency: "KWD", CustomerEmail: "a@b.example"}); !errors.Is(err, encryption.ErrDecrypt) {
+	if _, err := (orders.Sealer{Keys: s.Keys}).Matches(st, orders.NewOrder{OrderID: "IMP-2", Amount: 500, Currency: "KWD", CustomerEmail: "a@b.example"}); !errors.Is(err, encryption.ErrDecrypt) {
 		t.Errorf("moved ciphertext: err = %v, want ErrDecrypt", err)
 	}
 }
