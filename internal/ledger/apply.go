@@ -18,6 +18,7 @@ import (
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/loaddata"
+	"github.com/acme/payments/internal/money"
 )
 
 // Statement sizes. IN lists hold at most inBatch ids, below MariaDB's
@@ -58,9 +59,12 @@ const maxBulkAttempts = 4
 type entry struct {
 	res        *Result
 	p          Payment
-	settleOnly bool  // from Settle: only status/gateway_ref/failure_reason are given
-	wantAmount int64 // Settle's optional amount check
-	ifPending  bool  // Settle's IfPending
+	settleOnly bool  // a settlement: only status/gateway_ref/failure_reason are given
+	wantAmount int64 // Settlement.Amount: the stored amount must equal it
+	// wantAmountText is a gateway's amount, read in the stored payment's
+	// currency (GatewayResult.Amount).
+	wantAmountText string
+	ifPending      bool // Settlement.IfPending
 }
 
 // payRow is a payment's state inside the transaction: as loaded (under the
@@ -81,14 +85,6 @@ type payRow struct {
 	dirty       bool      // loaded and changed: to be updated
 }
 
-type orderRow struct {
-	amount   int64
-	currency string
-	status   OrderStatus
-	paid     int64
-	touched  bool // a payment of it changed: re-evaluate
-}
-
 type event struct {
 	paymentID, orderID string
 	from, to           Status // from "" stores NULL
@@ -102,8 +98,13 @@ type batch struct {
 	src    Source
 	ref    string
 	now    time.Time
-	orders map[string]*orderRow
-	rows   map[string]*payRow
+	// orders are the batch's orders as locked, and as re-evaluated once
+	// written; touched are those a payment of changed: re-evaluate them.
+	orders  map[string]*OrderState
+	touched map[string]bool
+	rows    map[string]*payRow
+	// loaded says rows hold the stored payments of the entries to decide.
+	loaded bool
 	// refs maps each gateway_ref known to be taken to its payment. A ref
 	// stays reserved for the whole batch even if its holder moves to
 	// another ref, so inserts (written before updates) never collide.
@@ -112,38 +113,56 @@ type batch struct {
 	events  []event
 }
 
+// newBatch starts the decisions of one transaction.
+func (l *Ledger) newBatch(src Source, ref string) (*batch, error) {
+	if l.Keys == nil {
+		return nil, errors.New("ledger has no keyring")
+	}
+	return &batch{
+		keys:    l.Keys,
+		src:     src,
+		ref:     ref,
+		now:     l.now().UTC().Truncate(time.Microsecond),
+		orders:  map[string]*OrderState{},
+		touched: map[string]bool{},
+		rows:    map[string]*payRow{},
+		refs:    map[string]string{},
+	}, nil
+}
+
 // apply decides and writes entries inside tx: lock orders, load payments,
 // decide in Go, write in batches, re-evaluate orders.
 func (l *Ledger) apply(ctx context.Context, tx *sqlx.Tx, src Source, ref string, entries []entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
-	if l.Keys == nil {
-		return errors.New("ledger has no keyring")
+	b, err := l.newBatch(src, ref)
+	if err != nil {
+		return err
 	}
-	b := &batch{
-		keys:   l.Keys,
-		src:    src,
-		ref:    ref,
-		now:    l.now().UTC().Truncate(time.Microsecond),
-		orders: map[string]*orderRow{},
-		rows:   map[string]*payRow{},
-		refs:   map[string]string{},
+	orderIDs := make([]string, len(entries))
+	for i, e := range entries {
+		orderIDs[i] = e.p.OrderID
 	}
-	var orderIDs, paymentIDs, gatewayRefs []string
+	// Sorted, so every transaction takes its locks in the same order.
+	if err := b.lockOrders(ctx, tx, sortedUnique(orderIDs)); err != nil {
+		return err
+	}
+	return b.run(ctx, tx, entries)
+}
+
+// run decides and writes entries whose orders b holds locked, then
+// re-evaluates those orders. Payments a caller loaded first (to look at
+// them before deciding) are not read again.
+func (b *batch) run(ctx context.Context, tx *sqlx.Tx, entries []entry) error {
+	var paymentIDs, gatewayRefs []string
 	for _, e := range entries {
-		orderIDs = append(orderIDs, e.p.OrderID)
 		paymentIDs = append(paymentIDs, e.p.PaymentID)
 		if e.p.GatewayRef != "" {
 			gatewayRefs = append(gatewayRefs, e.p.GatewayRef)
 		}
 	}
-	// Sorted, so every transaction takes its locks in the same order.
-	orderIDs, paymentIDs, gatewayRefs = sortedUnique(orderIDs), sortedUnique(paymentIDs), sortedUnique(gatewayRefs)
-
-	if err := b.lockOrders(ctx, tx, orderIDs); err != nil {
-		return err
-	}
+	paymentIDs, gatewayRefs = sortedUnique(paymentIDs), sortedUnique(gatewayRefs)
 	initial := make([]Result, len(entries))
 	for i := range entries {
 		initial[i] = *entries[i].res
@@ -161,8 +180,10 @@ func (l *Ledger) apply(ctx context.Context, tx *sqlx.Tx, src Source, ref string,
 				*entries[i].res = initial[i]
 			}
 		}
-		if err := b.loadPayments(ctx, tx, paymentIDs); err != nil {
-			return err
+		if !b.loaded {
+			if err := b.loadPayments(ctx, tx, paymentIDs); err != nil {
+				return err
+			}
 		}
 		// A large batch of mostly new payments is written with LOAD DATA,
 		// which checks the unique keys itself and reports what it skipped.
@@ -206,14 +227,13 @@ func (l *Ledger) apply(ctx context.Context, tx *sqlx.Tx, src Source, ref string,
 	return b.reevaluateOrders(ctx, tx)
 }
 
-// reset forgets every decision, keeping the locked orders.
+// reset forgets every decision and the loaded payments, keeping the locked
+// orders.
 func (b *batch) reset() {
 	clear(b.rows)
 	clear(b.refs)
-	b.inserts, b.events = nil, nil
-	for _, o := range b.orders {
-		o.touched = false
-	}
+	clear(b.touched)
+	b.inserts, b.events, b.loaded = nil, nil, false
 }
 
 // lockOrders locks the batch's orders in ascending order_id order. Go's
@@ -229,12 +249,11 @@ func (b *batch) lockOrders(ctx context.Context, tx *sqlx.Tx, ids []string) error
 		}
 		defer rows.Close()
 		for rows.Next() {
-			var id string
-			o := &orderRow{}
-			if err := rows.Scan(&id, &o.amount, &o.currency, &o.status, &o.paid); err != nil {
+			o := &OrderState{}
+			if err := rows.Scan(&o.OrderID, &o.Amount, &o.Currency, &o.Status, &o.PaidAmount); err != nil {
 				return fmt.Errorf("lock orders: %w", err)
 			}
-			b.orders[id] = o
+			b.orders[o.OrderID] = o
 		}
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("lock orders: %w", err)
@@ -254,7 +273,7 @@ func (b *batch) loadPayments(ctx context.Context, tx *sqlx.Tx, ids []string) err
 	if err != nil {
 		return fmt.Errorf("load payments: %w", err)
 	}
-	return inChunks(ids, inBatch, func(chunk []string) error {
+	err = inChunks(ids, inBatch, func(chunk []string) error {
 		q := "SELECT payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, " +
 			"gateway_ref, failure_reason FROM payments WHERE payment_id IN (" +
 			placeholders(len(chunk)) + ")"
@@ -281,6 +300,8 @@ func (b *batch) loadPayments(ctx context.Context, tx *sqlx.Tx, ids []string) err
 		}
 		return nil
 	})
+	b.loaded = err == nil
+	return err
 }
 
 // refsOfStored returns, sorted, the gateway refs that entries give with
@@ -419,6 +440,14 @@ func (b *batch) decide(e *entry) error {
 		return nil
 	}
 	if e.settleOnly {
+		if e.wantAmountText != "" {
+			v, err := money.Parse(e.wantAmountText, r.currency)
+			if err != nil {
+				b.reject(e, r, CodeBadAmount, fmt.Sprintf("payment %s: amount: %v", p.PaymentID, err))
+				return nil
+			}
+			e.wantAmount = v
+		}
 		if e.wantAmount > 0 && e.wantAmount != r.amount {
 			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s: settlement amount %d differs from the stored amount %d",
 				p.PaymentID, e.wantAmount, r.amount))
@@ -491,7 +520,7 @@ func (b *batch) decide(e *entry) error {
 		// Cannot happen: r.orderID == p.OrderID, which was locked.
 		return fmt.Errorf("record payment %s: order %s was not locked", r.id, r.orderID)
 	}
-	o.touched = true
+	b.touched[r.orderID] = true
 	b.addEvent(r, from, r.status, true, "")
 	e.res.Outcome, e.res.Status = Settled, r.status
 	return nil
@@ -511,11 +540,11 @@ func (b *batch) insert(e *entry) error {
 	}
 	currency := p.Currency
 	if currency == "" {
-		currency = o.currency
+		currency = o.Currency
 	}
-	if currency != o.currency {
+	if currency != o.Currency {
 		b.reject(e, nil, CodeCurrencyMismatch, fmt.Sprintf("payment currency %s differs from order %s currency %s",
-			currency, p.OrderID, o.currency))
+			currency, p.OrderID, o.Currency))
 		return nil
 	}
 	if p.GatewayRef != "" {
@@ -550,7 +579,7 @@ func (b *batch) insert(e *entry) error {
 	if r.gatewayRef != "" {
 		b.refs[r.gatewayRef] = r.id
 	}
-	o.touched = true
+	b.touched[p.OrderID] = true
 	b.addEvent(r, "", r.status, true, "")
 	e.res.Outcome, e.res.Status = Inserted, r.status
 	return nil
@@ -818,21 +847,21 @@ func (b *batch) reevaluateOrders(ctx context.Context, tx *sqlx.Tx) error {
 	}
 	var updates []orderUpdate
 	for id, o := range b.orders {
-		if !o.touched {
+		if !b.touched[id] {
 			continue
 		}
-		newPaid, ok := addAmount(o.paid, gained[id])
+		newPaid, ok := addAmount(o.PaidAmount, gained[id])
 		if !ok {
 			return fmt.Errorf("update orders: paid amount of order %s overflows", id)
 		}
 		newStatus := OrderPending
-		if newPaid >= o.amount {
+		if newPaid >= o.Amount {
 			newStatus = OrderCompleted
 		}
-		if newPaid == o.paid && newStatus == o.status {
+		if newPaid == o.PaidAmount && newStatus == o.Status {
 			continue
 		}
-		o.paid, o.status = newPaid, newStatus
+		o.PaidAmount, o.Status = newPaid, newStatus
 		updates = append(updates, orderUpdate{id: id, paid: newPaid, status: newStatus})
 	}
 	slices.SortFunc(updates, func(x, y orderUpdate) int { return strings.Compare(x.id, y.id) })

@@ -18,3 +18,10 @@ func BulkMinRows() int { return bulkMinRows }
 func BulkCounters() (loads, redecided int64) {
 	return bulkLoads.Load(), bulkRedecided.Load()
 }
+
+// SetAfterInboxPeek makes every attempt call f right after it looked at
+// the inbox.
+func SetAfterInboxPeek(f func()) (restore func()) {
+	afterInboxPeek = f
+	return func() { afterInboxPeek = nil }
+}

@@ -350,32 +350,24 @@ func (l *Ledger) Settle(ctx context.Context, src Source, ref string, s Settlemen
 		res.Outcome, res.Code, res.Message = Rejected, code, msg
 		return res, nil
 	}
-	err := l.inTx(ctx, func(tx *sqlx.Tx) error {
-		res = Result{PaymentID: s.PaymentID}
-		// A payment's order never changes, so a plain read suffices to
-		// learn which order to lock; the payment itself is re-read under
-		// the lock.
-		var orderID string
-		err := tx.GetContext(ctx, &orderID, "SELECT order_id FROM payments WHERE payment_id = ?", s.PaymentID)
-		if errors.Is(err, sql.ErrNoRows) {
-			res.Outcome, res.Code = Rejected, CodePaymentNotFound
-			res.Message = fmt.Sprintf("payment %s not found", s.PaymentID)
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("settle payment %s: find order: %w", s.PaymentID, err)
-		}
-		p.OrderID = orderID
-		e := entry{res: &res, p: p, settleOnly: true, wantAmount: s.Amount, ifPending: s.IfPending}
-		if err := l.apply(ctx, tx, src, ref, []entry{e}); err != nil {
-			return fmt.Errorf("settle payment %s: %w", s.PaymentID, err)
-		}
-		return nil
-	})
+	// A payment's order never changes, so a plain read outside the
+	// transaction finds which order to lock; the payment itself is read
+	// again under the lock.
+	orderID, err := l.PaymentOrder(ctx, s.PaymentID)
+	if errors.Is(err, ErrPaymentNotFound) {
+		res.Outcome, res.Code = Rejected, CodePaymentNotFound
+		res.Message = fmt.Sprintf("payment %s not found", s.PaymentID)
+		return res, nil
+	}
 	if err != nil {
 		return Result{}, err
 	}
-	return res, nil
+	p.OrderID = orderID
+	out, err := l.settleOrder(ctx, orderID, src, ref, entry{p: p, settleOnly: true, wantAmount: s.Amount, ifPending: s.IfPending})
+	if err != nil {
+		return Result{}, err
+	}
+	return out.Result, nil
 }
 
 // OrderState returns the stored state of one order; the error wraps

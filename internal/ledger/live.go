@@ -1,0 +1,382 @@
+package ledger
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/jmoiron/sqlx"
+
+	"github.com/acme/payments/internal/money"
+)
+
+// Live payments: attempts made through the API or the CLI, gateway results
+// and timeouts. Each step is one transaction that reads its order once,
+// under the order's lock, and answers with the order as it left it; a
+// gateway result that comes before its attempt waits in the inbox
+// (gateway_inbox) and is applied by the attempt's own transaction.
+
+// CodeOrderCompleted rejects a new attempt on an order already paid.
+const CodeOrderCompleted = "ORDER_COMPLETED"
+
+// ErrPaymentNotFound is returned (wrapped) by PaymentOrder for an unknown
+// payment id.
+var ErrPaymentNotFound = errors.New("payment not found")
+
+// maxAmountTextLen bounds an amount given as text (gateway_inbox.amount_text
+// VARCHAR(40)); no valid amount is longer.
+const maxAmountTextLen = 40
+
+// Attempt is a live payment attempt as a caller gives it.
+type Attempt struct {
+	PaymentID string
+	OrderID   string
+	// Amount is decimal text in the major unit of Currency ("12.30"),
+	// read by the currency's exponent once the order is locked.
+	Amount string
+	// Currency is an ISO 4217 code; empty means the order's.
+	Currency string
+	Method   string
+	// Details is the card number, account or wallet id in plaintext; it is
+	// stored encrypted and never appears in results or errors.
+	Details string
+}
+
+// GatewayResult is a verified gateway's final word on a payment, as the
+// gateway sent it.
+type GatewayResult struct {
+	// OrderID is the payment's order, set by the order's workflow.
+	OrderID   string
+	Gateway   string
+	PaymentID string
+	// Status is SUCCESS or FAILED.
+	Status Status
+	// Amount, when not empty, is the settled amount as decimal text in the
+	// payment's currency; it must equal the stored amount.
+	Amount        string
+	GatewayRef    string
+	FailureReason string
+}
+
+// Check returns the reject code and message of a result the ledger refuses
+// whatever is stored, or "".
+func (g GatewayResult) Check() (code, msg string) {
+	if len(g.Amount) > maxAmountTextLen {
+		return CodeBadAmount, fmt.Sprintf("amount is %d characters, at most %d allowed", len(g.Amount), maxAmountTextLen)
+	}
+	if g.Gateway == "" || len(g.Gateway) > 64 {
+		return CodeMalformed, "gateway name must be 1-64 bytes"
+	}
+	p := g.payment()
+	return validateSettlement(&p)
+}
+
+func (g GatewayResult) payment() Payment {
+	return Payment{PaymentID: g.PaymentID, OrderID: g.OrderID, Status: g.Status, GatewayRef: g.GatewayRef, FailureReason: g.FailureReason}
+}
+
+func (g GatewayResult) ref() string { return "gateway:" + g.Gateway }
+
+// AttemptResult is what a live step did and its order's state after it.
+type AttemptResult struct {
+	Result Result
+	// Order is the zero OrderState when the order does not exist.
+	Order OrderState
+	// Settled lists the step's attempts that are no longer PENDING.
+	Settled []string
+}
+
+// Attempt records a live attempt as PENDING, in one transaction that locks
+// its order first: an unknown order is Rejected ORDER_NOT_FOUND, a new
+// attempt on a COMPLETED order ORDER_COMPLETED; the same attempt again is
+// Unchanged whatever its status since (it is judged on its content), and
+// another under the same id DUPLICATE_CONFLICT. A gateway result queued
+// for the payment is applied and cleared in the same transaction.
+func (l *Ledger) Attempt(ctx context.Context, a Attempt) (AttemptResult, error) {
+	var out AttemptResult
+	err := l.inTx(ctx, func(tx *sqlx.Tx) error {
+		var err error
+		out, err = l.attemptTx(ctx, tx, a)
+		return err
+	})
+	if err != nil {
+		return AttemptResult{}, fmt.Errorf("payment attempt %s for order %s: %w", a.PaymentID, a.OrderID, err)
+	}
+	return out, nil
+}
+
+func (l *Ledger) attemptTx(ctx context.Context, tx *sqlx.Tx, a Attempt) (AttemptResult, error) {
+	out := AttemptResult{Result: Result{PaymentID: a.PaymentID}}
+	reject := func(code, msg string) (AttemptResult, error) {
+		out.Result.Outcome, out.Result.Code, out.Result.Message = Rejected, code, msg
+		return out, nil
+	}
+	if code, msg := checkID("order_id", a.OrderID); code != "" {
+		return reject(code, msg)
+	}
+	b, err := l.newBatch(SourceAPI, "api")
+	if err != nil {
+		return out, err
+	}
+	if err := b.lockOrders(ctx, tx, []string{a.OrderID}); err != nil {
+		return out, err
+	}
+	o := b.orders[a.OrderID]
+	if o == nil {
+		return reject(CodeOrderNotFound, "order "+a.OrderID+" does not exist")
+	}
+	out.Order = *o
+	p := Payment{PaymentID: a.PaymentID, OrderID: a.OrderID, Currency: a.Currency, Status: StatusPending,
+		Method: a.Method, Details: a.Details}
+	if p.Currency == "" {
+		p.Currency = o.Currency
+	}
+	if _, ok := money.Lookup(p.Currency); !ok {
+		return reject(CodeBadCurrency, fmt.Sprintf("currency %q is not an active ISO 4217 code", p.Currency))
+	}
+	if p.Amount, err = money.Parse(a.Amount, p.Currency); err != nil {
+		return reject(CodeBadAmount, "amount: "+err.Error())
+	}
+	if code, msg := validate(&p); code != "" {
+		return reject(code, msg)
+	}
+	if err := b.loadPayments(ctx, tx, []string{p.PaymentID}); err != nil {
+		return out, err
+	}
+	if stored := b.rows[p.PaymentID]; stored != nil {
+		// A repeat of an attempt settled since is judged on its content,
+		// not on its status.
+		p.Status = stored.status
+	} else if o.Status == OrderCompleted {
+		return reject(CodeOrderCompleted, "order "+a.OrderID+" is already COMPLETED")
+	}
+	if err := b.run(ctx, tx, []entry{{res: &out.Result, p: p}}); err != nil {
+		return out, err
+	}
+	if out.Result.Outcome != Rejected && out.Result.Status == StatusPending {
+		// Read only now that the payment's row is written (and locked by
+		// this transaction): a callback queuing its result meanwhile waits
+		// for our commit and then finds the payment (RouteGatewayResult),
+		// so a result is never left in the inbox by both sides.
+		if err := b.drainInbox(ctx, tx, &out); err != nil {
+			return out, err
+		}
+	}
+	out.Order = *o
+	return out, nil
+}
+
+// drainInbox applies and clears a gateway result queued for the attempt
+// out reports. A result whose amount is not one of the payment's currency,
+// or differs from it, is not this payment's: it is cleared and the attempt
+// stays PENDING for its real result or its timeout.
+func (b *batch) drainInbox(ctx context.Context, tx *sqlx.Tx, out *AttemptResult) error {
+	g, ok, err := peekInbox(ctx, tx, out.Result.PaymentID)
+	if afterInboxPeek != nil {
+		afterInboxPeek()
+	}
+	if err != nil || !ok {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM gateway_inbox WHERE payment_id = ?", g.PaymentID); err != nil {
+		return fmt.Errorf("clear gateway inbox: %w", err)
+	}
+	g.OrderID = out.Order.OrderID
+	if code, _ := g.Check(); code != "" {
+		return nil
+	}
+	b.reset()
+	b.src, b.ref = SourceGateway, g.ref()
+	var res Result
+	e := entry{res: &res, p: g.payment(), settleOnly: true, wantAmountText: g.Amount}
+	if err := b.run(ctx, tx, []entry{e}); err != nil {
+		return err
+	}
+	if res.Status.Terminal() {
+		out.Result.Status = res.Status
+		out.Settled = []string{g.PaymentID}
+	}
+	return nil
+}
+
+// ApplyGatewayResult settles a payment of order g.OrderID by its gateway's
+// result: Settled from PENDING, Unchanged for a repeat, Rejected
+// BAD_TRANSITION (kept as an applied=0 event) out of the other terminal
+// status, BAD_AMOUNT or DUPLICATE_CONFLICT for an amount that is not the
+// payment's, PAYMENT_NOT_FOUND for an unknown id.
+func (l *Ledger) ApplyGatewayResult(ctx context.Context, g GatewayResult) (AttemptResult, error) {
+	res := Result{PaymentID: g.PaymentID}
+	if code, msg := g.Check(); code != "" {
+		res.Outcome, res.Code, res.Message = Rejected, code, msg
+		return AttemptResult{Result: res}, nil
+	}
+	return l.settleOrder(ctx, g.OrderID, SourceGateway, g.ref(),
+		entry{p: g.payment(), settleOnly: true, wantAmountText: g.Amount})
+}
+
+// TimeOut fails an attempt of the order with reason TIMEOUT if it is still
+// PENDING, and leaves it as it is otherwise: its gateway's result may have
+// won the race. The attempt is reported settled either way.
+func (l *Ledger) TimeOut(ctx context.Context, orderID, paymentID string) (AttemptResult, error) {
+	p := Payment{PaymentID: paymentID, OrderID: orderID, Status: StatusFailed, FailureReason: "TIMEOUT"}
+	out, err := l.settleOrder(ctx, orderID, SourceAPI, "timeout", entry{p: p, settleOnly: true, ifPending: true})
+	if err != nil {
+		return out, err
+	}
+	out.Settled = []string{paymentID}
+	return out, nil
+}
+
+// settleOrder decides one settlement of a payment of orderID in its own
+// transaction, locking the order first.
+func (l *Ledger) settleOrder(ctx context.Context, orderID string, src Source, ref string, e entry) (AttemptResult, error) {
+	if err := checkCall(src, ref); err != nil {
+		return AttemptResult{}, err
+	}
+	var out AttemptResult
+	err := l.inTx(ctx, func(tx *sqlx.Tx) error {
+		out = AttemptResult{Result: Result{PaymentID: e.p.PaymentID}}
+		b, err := l.newBatch(src, ref)
+		if err != nil {
+			return err
+		}
+		if err := b.lockOrders(ctx, tx, []string{orderID}); err != nil {
+			return err
+		}
+		o := b.orders[orderID]
+		if o == nil {
+			out.Result.Outcome, out.Result.Code = Rejected, CodePaymentNotFound
+			out.Result.Message = fmt.Sprintf("payment %s not found (order %s does not exist)", e.p.PaymentID, orderID)
+			return nil
+		}
+		e.res = &out.Result
+		if err := b.run(ctx, tx, []entry{e}); err != nil {
+			return err
+		}
+		out.Order = *o
+		return nil
+	})
+	if err != nil {
+		return AttemptResult{}, fmt.Errorf("settle payment %s of order %s: %w", e.p.PaymentID, orderID, err)
+	}
+	if out.Result.Status.Terminal() {
+		out.Settled = []string{e.p.PaymentID}
+	}
+	return out, nil
+}
+
+// Refresh reads an order's state and which of its pending attempts are
+// settled (or gone) by now, after a change its workflow did not make.
+func (l *Ledger) Refresh(ctx context.Context, orderID string, pending []string) (AttemptResult, error) {
+	var out AttemptResult
+	if len(pending) > 0 {
+		q, args, err := sqlx.In("SELECT payment_id, payment_status FROM payments WHERE payment_id IN (?)", pending)
+		if err != nil {
+			return out, err
+		}
+		var rows []struct {
+			ID     string `db:"payment_id"`
+			Status Status `db:"payment_status"`
+		}
+		if err := l.DB.SelectContext(ctx, &rows, q, args...); err != nil {
+			return out, fmt.Errorf("refresh order %s: read payment statuses: %w", orderID, err)
+		}
+		still := make(map[string]bool, len(rows))
+		for _, r := range rows {
+			still[r.ID] = r.Status == StatusPending
+		}
+		for _, id := range pending {
+			if !still[id] {
+				out.Settled = append(out.Settled, id)
+			}
+		}
+	}
+	st, err := l.OrderState(ctx, orderID)
+	if err != nil && !errors.Is(err, ErrOrderNotFound) {
+		return AttemptResult{}, err
+	}
+	out.Order = st
+	return out, nil
+}
+
+// PaymentOrder returns the id of the order a payment belongs to; the error
+// wraps ErrPaymentNotFound for an unknown payment.
+func (l *Ledger) PaymentOrder(ctx context.Context, paymentID string) (string, error) {
+	return paymentOrder(ctx, l.DB, paymentID, "")
+}
+
+func paymentOrder(ctx context.Context, q sqlx.QueryerContext, paymentID, lock string) (string, error) {
+	var orderID string
+	err := sqlx.GetContext(ctx, q, &orderID, "SELECT order_id FROM payments WHERE payment_id = ?"+lock, paymentID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("payment %s: %w", paymentID, ErrPaymentNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("find order of payment %s: %w", paymentID, err)
+	}
+	return orderID, nil
+}
+
+// RouteGatewayResult returns the order of a gateway result's payment. A
+// result for a payment not recorded yet is kept in the inbox (the first
+// one kept; repeats change nothing) and queued is true: the payment's
+// attempt applies it. g must pass Check.
+func (l *Ledger) RouteGatewayResult(ctx context.Context, g GatewayResult) (orderID string, queued bool, err error) {
+	if code, msg := g.Check(); code != "" {
+		return "", false, fmt.Errorf("gateway result for payment %s: %s: %s", g.PaymentID, code, msg)
+	}
+	orderID, err = l.PaymentOrder(ctx, g.PaymentID)
+	if !errors.Is(err, ErrPaymentNotFound) {
+		return orderID, false, err
+	}
+	_, err = l.DB.ExecContext(ctx, `INSERT IGNORE INTO gateway_inbox (payment_id, gateway, status, amount_text,
+		gateway_ref, failure_reason, received_at) VALUES (?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?)`,
+		g.PaymentID, g.Gateway, string(g.Status), g.Amount, g.GatewayRef, g.FailureReason, l.now().UTC())
+	if err != nil {
+		return "", false, fmt.Errorf("queue gateway result for payment %s: %w", g.PaymentID, err)
+	}
+	// A locking read: if an attempt's transaction has written the payment
+	// but not committed (so it may have looked at the inbox before our
+	// row), this waits for it and finds the payment; see attemptTx.
+	orderID, err = paymentOrder(ctx, l.DB, g.PaymentID, " LOCK IN SHARE MODE")
+	if errors.Is(err, ErrPaymentNotFound) {
+		return "", true, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	// The attempt committed without seeing the row, and the caller applies
+	// this result now: nothing would ever drain it. (A result queued
+	// before the attempt's commit was drained by the attempt; one queued
+	// by a callback still on its way here is applied by that callback.)
+	if _, err := l.DB.ExecContext(ctx, "DELETE FROM gateway_inbox WHERE payment_id = ?", g.PaymentID); err != nil {
+		return "", false, fmt.Errorf("clear gateway inbox: %w", err)
+	}
+	return orderID, false, nil
+}
+
+// afterInboxPeek, when set (by tests), runs in an attempt's transaction
+// right after it looked at the inbox.
+var afterInboxPeek func()
+
+// peekInbox returns the gateway result queued for a payment.
+func peekInbox(ctx context.Context, tx *sqlx.Tx, paymentID string) (GatewayResult, bool, error) {
+	var row struct {
+		Gateway       string         `db:"gateway"`
+		Status        Status         `db:"status"`
+		Amount        sql.NullString `db:"amount_text"`
+		GatewayRef    sql.NullString `db:"gateway_ref"`
+		FailureReason sql.NullString `db:"failure_reason"`
+	}
+	err := tx.GetContext(ctx, &row, `SELECT gateway, status, amount_text, gateway_ref, failure_reason
+		FROM gateway_inbox WHERE payment_id = ?`, paymentID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return GatewayResult{}, false, nil
+	}
+	if err != nil {
+		return GatewayResult{}, false, fmt.Errorf("read gateway inbox: %w", err)
+	}
+	return GatewayResult{Gateway: row.Gateway, PaymentID: paymentID, Status: row.Status, Amount: row.Amount.String,
+		GatewayRef: row.GatewayRef.String, FailureReason: row.FailureReason.String}, true, nil
+}
