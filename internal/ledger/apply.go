@@ -94,10 +94,10 @@ type event struct {
 
 // batch holds one apply call's state.
 type batch struct {
-	keys   *encryption.Keyring
-	src    Source
-	ref    string
-	now    time.Time
+	keys *encryption.Keyring
+	src  Source
+	ref  string
+	now  time.Time
 	// orders are the batch's orders as locked, and as re-evaluated once
 	// written; touched are those a payment of changed: re-evaluate them.
 	orders  map[string]*OrderState
