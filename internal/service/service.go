@@ -69,7 +69,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 	if err != nil {
 		return nil, err
 	}
-	store, err := staging.Open(ctx, stagingURL)
+	store, err := staging.Open(ctx, stagingURL, keys)
 	if err != nil {
 		return nil, err
 	}
