@@ -12,16 +12,18 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/acme/payments/internal/codec"
 	"github.com/acme/payments/internal/ledger"
-	"github.com/acme/payments/internal/lifecycle"
+	"github.com/acme/payments/internal/service"
 	"github.com/acme/payments/internal/stacktest"
 	"github.com/acme/payments/workflows"
 )
 
 // An order's payment workflow run through the codec leaves only ciphertext
-// in the history the server stores (its input, the attempt and gateway
-// updates carrying card details, the ledger steps' results), and the
-// ledger stores the payment encrypted too.
+// in the history the server stores (its input, the attempt's signal, the
+// gateway update, the ledger steps' results), the card details never reach
+// it even encrypted (the ledger records the attempt before Temporal hears
+// of it), and the ledger stores them encrypted.
 func TestHistoryHoldsOnlyEncryptedPayloads(t *testing.T) {
 	addr := stacktest.Temporal(t)
 	d := stacktest.Deps(t, stacktest.Config(t, addr))
@@ -33,13 +35,14 @@ func TestHistoryHoldsOnlyEncryptedPayloads(t *testing.T) {
 		t.Fatal(err)
 	}
 	const card = "4111 1111 1111 1111"
-	lc := &lifecycle.Lifecycle{Temporal: d.Temporal}
-	res, err := lc.Attempt(ctx, "ord-1", ledger.Payment{PaymentID: "pay-1", Amount: 5000, Currency: "USD", Method: "CARD", Details: card})
-	if err != nil || res.Outcome != ledger.Inserted {
-		t.Fatalf("attempt: %+v %v", res, err)
+	lc := service.NewLifecycle(d)
+	out, err := lc.Attempt(ctx, ledger.Attempt{PaymentID: "pay-1", OrderID: "ord-1", Amount: "50.00", Method: "CARD", Details: card})
+	if err != nil || out.Result.Outcome != ledger.Inserted {
+		t.Fatalf("attempt: %+v %v", out, err)
 	}
-	if res, err := lc.GatewayResult(ctx, "ord-1", "acme", ledger.Settlement{PaymentID: "pay-1", Status: ledger.StatusSuccess}); err != nil || res.Status != ledger.StatusSuccess {
-		t.Fatalf("gateway result: %+v %v", res, err)
+	res, queued, err := lc.GatewayResult(ctx, ledger.GatewayResult{Gateway: "acme", PaymentID: "pay-1", Status: ledger.StatusSuccess, GatewayRef: "ref-9"})
+	if err != nil || queued || res.Status != ledger.StatusSuccess {
+		t.Fatalf("gateway result: %+v %v %v", res, queued, err)
 	}
 	id := workflows.OrderPaymentWorkflowID("ord-1")
 	if err := d.Temporal.GetWorkflow(ctx, id, "").Get(ctx, nil); err != nil {
@@ -66,7 +69,16 @@ func TestHistoryHoldsOnlyEncryptedPayloads(t *testing.T) {
 			t.Fatal(err)
 		}
 		history.Write(b)
-		payloads += assertPayloadsEncrypted(t, ev)
+		payloads += assertPayloadsEncrypted(t, ev, func(p *commonpb.Payload) {
+			// Decrypted, no payload holds the card either.
+			plain, err := (&codec.Codec{Keys: d.Keys}).Decode([]*commonpb.Payload{p})
+			if err != nil {
+				t.Fatalf("decode a payload: %v", err)
+			}
+			if data := plain[0].GetData(); bytes.Contains(data, []byte(card)) || bytes.Contains(data, []byte("4111")) {
+				t.Fatalf("event %d (%s) carries the card details (encrypted): %s", ev.GetEventId(), ev.GetEventType(), data)
+			}
+		})
 	}
 	if payloads < 4 {
 		t.Fatalf("only %d payloads in the history", payloads)
@@ -91,9 +103,9 @@ func TestHistoryHoldsOnlyEncryptedPayloads(t *testing.T) {
 }
 
 // assertPayloadsEncrypted checks every payload anywhere in ev (inputs,
-// results, update arguments and outcomes, marker details) and returns how
-// many it found.
-func assertPayloadsEncrypted(t *testing.T, ev *historypb.HistoryEvent) int {
+// results, signal and update arguments, update outcomes, marker details),
+// hands each to also, and returns how many it found.
+func assertPayloadsEncrypted(t *testing.T, ev *historypb.HistoryEvent, also func(*commonpb.Payload)) int {
 	t.Helper()
 	n := 0
 	var walk func(m protoreflect.Message)
@@ -103,6 +115,7 @@ func assertPayloadsEncrypted(t *testing.T, ev *historypb.HistoryEvent) int {
 			if enc := string(p.GetMetadata()["encoding"]); enc != "binary/encrypted" {
 				t.Fatalf("event %d (%s): payload encoding %q", ev.GetEventId(), ev.GetEventType(), enc)
 			}
+			also(p)
 			return
 		}
 		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {

@@ -11,8 +11,6 @@ import (
 
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/ledger"
-	"github.com/acme/payments/internal/lifecycle"
-	"github.com/acme/payments/internal/money"
 	"github.com/acme/payments/internal/orders"
 	"github.com/acme/payments/internal/service"
 )
@@ -63,27 +61,22 @@ func payCommand() *cli.Command {
 			}
 			orderID := c.Args().First()
 			return withDeps(c.Context, cfg, func(d *service.Deps) error {
-				st, err := d.Ledger.OrderState(c.Context, orderID)
-				if err != nil {
-					return err
-				}
-				amount, err := money.Parse(c.String("amount"), st.Currency)
-				if err != nil {
-					return usageError{fmt.Errorf("--amount: %w", err)}
-				}
 				id := c.String("payment-id")
 				if id == "" {
 					var b [8]byte
 					_, _ = rand.Read(b[:])
 					id = "PAY-" + hex.EncodeToString(b[:])
 				}
-				lc := &lifecycle.Lifecycle{Temporal: d.Temporal, AttemptTimeout: cfg.AttemptTimeout}
-				res, err := lc.Attempt(c.Context, orderID, ledger.Payment{PaymentID: id, Amount: amount, Currency: st.Currency,
-					Method: c.String("method"), Details: c.String("details")})
+				out, err := service.NewLifecycle(d).Attempt(c.Context, ledger.Attempt{PaymentID: id, OrderID: orderID,
+					Amount: c.String("amount"), Method: c.String("method"), Details: c.String("details")})
 				if err != nil {
 					return err
 				}
-				if res.Outcome == ledger.Rejected {
+				res := out.Result
+				switch {
+				case res.Code == ledger.CodeBadAmount || res.Code == ledger.CodeBadMethod:
+					return usageError{fmt.Errorf("payment %s refused: %s", id, res.Message)}
+				case res.Outcome == ledger.Rejected:
 					return fmt.Errorf("payment %s refused: %s: %s", id, res.Code, res.Message)
 				}
 				fmt.Printf("payment %s for order %s: %s (%s)\n", id, orderID, res.Status, res.Outcome)

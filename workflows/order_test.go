@@ -24,6 +24,10 @@ type fakeLedger struct {
 	calls    []string
 }
 
+func newFakeLedger(amount int64) *fakeLedger {
+	return &fakeLedger{amount: amount, statuses: map[string]ledger.Status{}, amounts: map[string]int64{}}
+}
+
 func (f *fakeLedger) state() ledger.OrderState {
 	var paid int64
 	for id, s := range f.statuses {
@@ -36,6 +40,16 @@ func (f *fakeLedger) state() ledger.OrderState {
 		st.Status = ledger.OrderCompleted
 	}
 	return st
+}
+
+// record is what the ledger does for the API before the workflow hears of
+// an attempt.
+func (f *fakeLedger) record(id string, amount int64) ledger.Result {
+	if s, ok := f.statuses[id]; ok {
+		return ledger.Result{PaymentID: id, Outcome: ledger.Unchanged, Status: s}
+	}
+	f.statuses[id], f.amounts[id] = ledger.StatusPending, amount
+	return ledger.Result{PaymentID: id, Outcome: ledger.Inserted, Status: ledger.StatusPending}
 }
 
 func (f *fakeLedger) settle(id string, s ledger.Status) ledger.Result {
@@ -59,46 +73,44 @@ func orderEnv(t *testing.T, f *fakeLedger) *testsuite.TestWorkflowEnvironment {
 	env.RegisterActivity(&activities.Activities{})
 	var a *activities.Activities
 	env.OnActivity(a.OpenOrderWorkflow, mock.Anything, mock.Anything).Return(
-		func(context.Context, string) (activities.AttemptResult, error) {
+		func(context.Context, string) (ledger.AttemptResult, error) {
 			f.calls = append(f.calls, "open")
-			return activities.AttemptResult{Order: f.state()}, nil
+			return ledger.AttemptResult{Order: f.state()}, nil
 		})
 	env.OnActivity(a.CloseOrderWorkflow, mock.Anything, mock.Anything).Return(
-		func(context.Context, string) (activities.AttemptResult, error) {
+		func(context.Context, string) (ledger.AttemptResult, error) {
 			f.calls = append(f.calls, "close")
-			return activities.AttemptResult{Order: f.state()}, nil
+			return ledger.AttemptResult{Order: f.state()}, nil
 		})
 	env.OnActivity(a.RecordAttempt, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.AttemptInput) (activities.AttemptResult, error) {
+		func(_ context.Context, in activities.AttemptInput) (ledger.AttemptResult, error) {
 			f.calls = append(f.calls, "attempt "+in.Payment.PaymentID)
-			id := in.Payment.PaymentID
-			if _, ok := f.statuses[id]; ok {
-				return activities.AttemptResult{Result: ledger.Result{PaymentID: id, Outcome: ledger.Unchanged, Status: f.statuses[id]}, Order: f.state()}, nil
-			}
-			f.statuses[id], f.amounts[id] = ledger.StatusPending, in.Payment.Amount
-			return activities.AttemptResult{Result: ledger.Result{PaymentID: id, Outcome: ledger.Inserted, Status: ledger.StatusPending}, Order: f.state()}, nil
+			return ledger.AttemptResult{Result: f.record(in.Payment.PaymentID, in.Payment.Amount), Order: f.state()}, nil
 		})
 	env.OnActivity(a.ApplyGatewayResult, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.GatewayInput) (activities.AttemptResult, error) {
-			f.calls = append(f.calls, "gateway "+in.Settlement.PaymentID+" "+string(in.Settlement.Status))
-			r := f.settle(in.Settlement.PaymentID, in.Settlement.Status)
+		func(_ context.Context, g ledger.GatewayResult) (ledger.AttemptResult, error) {
+			f.calls = append(f.calls, "gateway "+g.PaymentID+" "+string(g.Status))
+			if g.OrderID != "o1" {
+				t.Errorf("gateway result for order %q reached the ledger", g.OrderID)
+			}
+			r := f.settle(g.PaymentID, g.Status)
 			var settled []string
 			if r.Status.Terminal() {
-				settled = []string{in.Settlement.PaymentID}
+				settled = []string{g.PaymentID}
 			}
-			return activities.AttemptResult{Result: r, Order: f.state(), Settled: settled}, nil
+			return ledger.AttemptResult{Result: r, Order: f.state(), Settled: settled}, nil
 		})
 	env.OnActivity(a.TimeoutAttempt, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.TimeoutInput) (activities.AttemptResult, error) {
+		func(_ context.Context, in activities.TimeoutInput) (ledger.AttemptResult, error) {
 			f.calls = append(f.calls, "timeout "+in.PaymentID)
 			var r ledger.Result
 			if f.statuses[in.PaymentID] == ledger.StatusPending {
 				r = f.settle(in.PaymentID, ledger.StatusFailed)
 			}
-			return activities.AttemptResult{Result: r, Order: f.state(), Settled: []string{in.PaymentID}}, nil
+			return ledger.AttemptResult{Result: r, Order: f.state(), Settled: []string{in.PaymentID}}, nil
 		})
 	env.OnActivity(a.RefreshOrder, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.RefreshInput) (activities.AttemptResult, error) {
+		func(_ context.Context, in activities.RefreshInput) (ledger.AttemptResult, error) {
 			f.calls = append(f.calls, "refresh")
 			var settled []string
 			for _, id := range in.Pending {
@@ -106,9 +118,18 @@ func orderEnv(t *testing.T, f *fakeLedger) *testsuite.TestWorkflowEnvironment {
 					settled = append(settled, id)
 				}
 			}
-			return activities.AttemptResult{Order: f.state(), Settled: settled}, nil
+			return ledger.AttemptResult{Order: f.state(), Settled: settled}, nil
 		})
 	return env
+}
+
+// attempt records an attempt in the ledger at delay d, as the API does, and
+// signals the workflow.
+func attempt(env *testsuite.TestWorkflowEnvironment, f *fakeLedger, d time.Duration, id string, amount int64) {
+	env.RegisterDelayedCallback(func() {
+		f.record(id, amount)
+		env.SignalWorkflow(SignalAttemptRecorded, AttemptRecorded{PaymentID: id})
+	}, d)
 }
 
 type updateResult struct {
@@ -132,25 +153,21 @@ func send(env *testsuite.TestWorkflowEnvironment, d time.Duration, name string, 
 	}, d)
 }
 
-func pay(id string, amount int64) ledger.Payment {
-	return ledger.Payment{PaymentID: id, OrderID: "o1", Amount: amount, Currency: "USD", Method: "CARD"}
-}
-
-func gw(id string, s ledger.Status) activities.GatewayInput {
-	return activities.GatewayInput{Gateway: "acme", Settlement: ledger.Settlement{PaymentID: id, Status: s}}
+func gw(id string, s ledger.Status) ledger.GatewayResult {
+	return ledger.GatewayResult{Gateway: "acme", PaymentID: id, Status: s}
 }
 
 func TestOrderFailedPartialAndCompletingPayments(t *testing.T) {
-	f := &fakeLedger{amount: 1000, statuses: map[string]ledger.Status{}, amounts: map[string]int64{}}
+	f := newFakeLedger(1000)
 	env := orderEnv(t, f)
-	var r [7]updateResult
-	send(env, 1*time.Second, UpdateAttempt, pay("p1", 1000), &r[0])
-	send(env, 2*time.Second, UpdateGatewayResult, gw("p1", ledger.StatusFailed), &r[1])
-	send(env, 3*time.Second, UpdateAttempt, pay("p2", 400), &r[2])
-	send(env, 4*time.Second, UpdateGatewayResult, gw("p2", ledger.StatusSuccess), &r[3])
-	send(env, 5*time.Second, UpdateGatewayResult, gw("p2", ledger.StatusSuccess), &r[4]) // repeated callback
-	send(env, 6*time.Second, UpdateAttempt, pay("p3", 600), &r[5])
-	send(env, 7*time.Second, UpdateGatewayResult, gw("p3", ledger.StatusSuccess), &r[6])
+	var r [4]updateResult
+	attempt(env, f, 1*time.Second, "p1", 1000)
+	send(env, 2*time.Second, UpdateGatewayResult, gw("p1", ledger.StatusFailed), &r[0])
+	attempt(env, f, 3*time.Second, "p2", 400)
+	send(env, 4*time.Second, UpdateGatewayResult, gw("p2", ledger.StatusSuccess), &r[1])
+	send(env, 5*time.Second, UpdateGatewayResult, gw("p2", ledger.StatusSuccess), &r[2]) // repeated callback
+	attempt(env, f, 6*time.Second, "p3", 600)
+	send(env, 7*time.Second, UpdateGatewayResult, gw("p3", ledger.StatusSuccess), &r[3])
 	env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1", AttemptTimeout: time.Hour})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -160,23 +177,23 @@ func TestOrderFailedPartialAndCompletingPayments(t *testing.T) {
 	if st.OrderStatus != "COMPLETED" || st.PaidAmount != 1000 || len(st.Pending) != 0 {
 		t.Fatalf("final %+v", st)
 	}
-	if r[1].res.Outcome != ledger.Settled || r[3].res.Outcome != ledger.Settled || r[4].res.Outcome != ledger.Unchanged || r[6].res.Status != ledger.StatusSuccess {
+	if r[0].res.Outcome != ledger.Settled || r[1].res.Outcome != ledger.Settled || r[2].res.Outcome != ledger.Unchanged || r[3].res.Status != ledger.StatusSuccess {
 		t.Fatalf("results %+v", r)
 	}
-	if f.calls[len(f.calls)-1] != "close" {
-		t.Fatalf("did not close: %v", f.calls)
+	if f.calls[len(f.calls)-1] != "close" || containsCall(f.calls, "timeout p1") {
+		t.Fatalf("calls: %v", f.calls)
 	}
 }
 
 func TestAttemptTimesOutAndLateSuccessChangesNothing(t *testing.T) {
-	f := &fakeLedger{amount: 500, statuses: map[string]ledger.Status{}, amounts: map[string]int64{}}
+	f := newFakeLedger(500)
 	env := orderEnv(t, f)
-	var r1, late, r3, r4 updateResult
-	send(env, time.Second, UpdateAttempt, pay("p1", 500), &r1)
+	var late, r2 updateResult
+	attempt(env, f, time.Second, "p1", 500)
 	// The gateway answers after the 10-minute attempt timeout.
 	send(env, 20*time.Minute, UpdateGatewayResult, gw("p1", ledger.StatusSuccess), &late)
-	send(env, 21*time.Minute, UpdateAttempt, pay("p2", 500), &r3)
-	send(env, 22*time.Minute, UpdateGatewayResult, gw("p2", ledger.StatusSuccess), &r4)
+	attempt(env, f, 21*time.Minute, "p2", 500)
+	send(env, 22*time.Minute, UpdateGatewayResult, gw("p2", ledger.StatusSuccess), &r2)
 	env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1", AttemptTimeout: 10 * time.Minute})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
@@ -189,50 +206,91 @@ func TestAttemptTimesOutAndLateSuccessChangesNothing(t *testing.T) {
 	}
 }
 
-func TestDuplicateAttemptAndOutOfOrderCallback(t *testing.T) {
-	f := &fakeLedger{amount: 300, statuses: map[string]ledger.Status{}, amounts: map[string]int64{}}
+func TestRepeatedSignalAndOutOfOrderCallback(t *testing.T) {
+	f := newFakeLedger(300)
 	env := orderEnv(t, f)
-	var early, a1, a2, cb updateResult
-	// A callback before its attempt is refused by the ledger; the gateway
-	// retries it (the HTTP layer keeps it in the inbox meanwhile).
+	var early, cb updateResult
+	// A callback before its attempt is refused by the ledger (the HTTP
+	// layer keeps such results in the inbox instead).
 	send(env, time.Second, UpdateGatewayResult, gw("p1", ledger.StatusSuccess), &early)
-	send(env, 2*time.Second, UpdateAttempt, pay("p1", 300), &a1)
-	send(env, 3*time.Second, UpdateAttempt, pay("p1", 300), &a2)
+	attempt(env, f, 2*time.Second, "p1", 300)
+	attempt(env, f, 3*time.Second, "p1", 300) // the same attempt again
 	send(env, 4*time.Second, UpdateGatewayResult, gw("p1", ledger.StatusSuccess), &cb)
 	env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1", AttemptTimeout: time.Hour})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if early.res.Outcome != ledger.Rejected || a1.res.Outcome != ledger.Inserted || a2.res.Outcome != ledger.Unchanged || cb.res.Outcome != ledger.Settled {
-		t.Fatalf("early %+v a1 %+v a2 %+v cb %+v", early.res, a1.res, a2.res, cb.res)
+	if early.res.Outcome != ledger.Rejected || cb.res.Outcome != ledger.Settled {
+		t.Fatalf("early %+v cb %+v", early.res, cb.res)
 	}
-	if f.state().PaidAmount != 300 {
-		t.Fatalf("paid %d", f.state().PaidAmount)
+	var st OrderPaymentState
+	_ = env.GetWorkflowResult(&st)
+	if st.OrderStatus != "COMPLETED" || len(st.Pending) != 0 || f.state().PaidAmount != 300 {
+		t.Fatalf("state %+v, paid %d", st, f.state().PaidAmount)
+	}
+}
+
+// A gateway's result can overtake the signal of its own attempt: the
+// attempt is settled, and the late signal must not make it wait again.
+func TestSignalOvertakenByItsResult(t *testing.T) {
+	f := newFakeLedger(300)
+	env := orderEnv(t, f)
+	var cb updateResult
+	env.RegisterDelayedCallback(func() { f.record("p1", 300) }, time.Second)
+	send(env, 2*time.Second, UpdateGatewayResult, gw("p1", ledger.StatusSuccess), &cb)
+	env.RegisterDelayedCallback(func() {
+		env.SignalWorkflow(SignalAttemptRecorded, AttemptRecorded{PaymentID: "p1"})
+	}, 3*time.Second)
+	env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1", AttemptTimeout: time.Hour})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if cb.res.Outcome != ledger.Settled || containsCall(f.calls, "timeout p1") {
+		t.Fatalf("result %+v calls %v", cb.res, f.calls)
+	}
+	if d := env.Now().Sub(time.Time{}); d <= 0 {
+		t.Fatal("no clock")
 	}
 }
 
 func TestBadUpdatesAreRejectedBeforeHistory(t *testing.T) {
-	f := &fakeLedger{amount: 100, statuses: map[string]ledger.Status{}, amounts: map[string]int64{}}
+	f := newFakeLedger(100)
 	env := orderEnv(t, f)
-	var bad1, bad2, ok1, ok2 updateResult
+	var bad1, bad2, ok1 updateResult
 	send(env, time.Second, UpdateAttempt, ledger.Payment{PaymentID: "x", OrderID: "other"}, &bad1)
 	send(env, 2*time.Second, UpdateGatewayResult, gw("x", ledger.StatusPending), &bad2)
-	send(env, 3*time.Second, UpdateAttempt, pay("p1", 100), &ok1)
-	send(env, 4*time.Second, UpdateGatewayResult, gw("p1", ledger.StatusSuccess), &ok2)
+	attempt(env, f, 3*time.Second, "p1", 100)
+	send(env, 4*time.Second, UpdateGatewayResult, gw("p1", ledger.StatusSuccess), &ok1)
 	env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1"})
 	if err := env.GetWorkflowError(); err != nil {
 		t.Fatal(err)
 	}
-	if bad1.err == nil || bad2.err == nil || ok1.err != nil || ok2.err != nil {
-		t.Fatalf("validators: %v %v %v %v", bad1.err, bad2.err, ok1.err, ok2.err)
+	if bad1.err == nil || bad2.err == nil || ok1.err != nil {
+		t.Fatalf("validators: %v %v %v", bad1.err, bad2.err, ok1.err)
+	}
+}
+
+// The update attempts came through before the ledger recorded them first
+// still work for runs that take one.
+func TestLegacyAttemptUpdate(t *testing.T) {
+	f := newFakeLedger(100)
+	env := orderEnv(t, f)
+	var a1, cb updateResult
+	send(env, time.Second, UpdateAttempt, ledger.Payment{PaymentID: "p1", OrderID: "o1", Amount: 100, Currency: "USD", Method: "CARD"}, &a1)
+	send(env, 2*time.Second, UpdateGatewayResult, gw("p1", ledger.StatusSuccess), &cb)
+	env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1", AttemptTimeout: time.Hour})
+	if err := env.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	if a1.res.Outcome != ledger.Inserted || cb.res.Outcome != ledger.Settled || !containsCall(f.calls, "attempt p1") {
+		t.Fatalf("attempt %+v result %+v calls %v", a1.res, cb.res, f.calls)
 	}
 }
 
 func TestLedgerChangedSignalLetsTheOrderComplete(t *testing.T) {
-	f := &fakeLedger{amount: 100, statuses: map[string]ledger.Status{}, amounts: map[string]int64{}}
+	f := newFakeLedger(100)
 	env := orderEnv(t, f)
-	var a1 updateResult
-	send(env, time.Second, UpdateAttempt, pay("p1", 40), &a1)
+	attempt(env, f, time.Second, "p1", 40)
 	env.RegisterDelayedCallback(func() {
 		// A bulk import paid the rest and settled p1.
 		f.statuses["bulk"], f.amounts["bulk"] = ledger.StatusSuccess, 60
@@ -251,29 +309,40 @@ func TestLedgerChangedSignalLetsTheOrderComplete(t *testing.T) {
 }
 
 func TestOrderContinuesAsNewWithItsPendingAttempts(t *testing.T) {
-	f := &fakeLedger{amount: 100, statuses: map[string]ledger.Status{}, amounts: map[string]int64{}}
-	env := orderEnv(t, f)
-	var a1, a2 updateResult
-	send(env, time.Second, UpdateAttempt, pay("p1", 40), &a1)
-	send(env, 2*time.Second, UpdateAttempt, pay("p2", 10), &a2)
-	env.RegisterDelayedCallback(func() {
-		env.SetCurrentHistoryLength(10_000)
-		env.SignalWorkflow(SignalLedgerChanged, nil)
-	}, 3*time.Second)
-	env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1", AttemptTimeout: time.Hour})
-	var can *workflow.ContinueAsNewError
-	if err := env.GetWorkflowError(); !errors.As(err, &can) {
-		t.Fatalf("want continue-as-new, got %v", err)
-	}
-	var next OrderPaymentInput
-	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
-		t.Fatal(err)
-	}
-	if next.State == nil || len(next.State.Pending) != 2 || !next.State.Registered || next.AttemptTimeout != time.Hour {
-		t.Fatalf("carried %+v", next.State)
-	}
-	if !containsCall(f.calls, "refresh") {
-		t.Fatalf("the signal before continue-as-new was dropped: %v", f.calls)
+	for _, tc := range []struct {
+		name string
+		long func(env *testsuite.TestWorkflowEnvironment)
+	}{
+		{"history limit", func(env *testsuite.TestWorkflowEnvironment) { env.SetCurrentHistoryLength(10_000) }},
+		{"suggested by the server", func(env *testsuite.TestWorkflowEnvironment) { env.SetContinueAsNewSuggested(true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeLedger(100)
+			env := orderEnv(t, f)
+			attempt(env, f, time.Second, "p1", 40)
+			attempt(env, f, 2*time.Second, "p2", 10)
+			env.RegisterDelayedCallback(func() {
+				tc.long(env)
+				env.SignalWorkflow(SignalLedgerChanged, nil)
+				f.record("p3", 5)
+				env.SignalWorkflow(SignalAttemptRecorded, AttemptRecorded{PaymentID: "p3"})
+			}, 3*time.Second)
+			env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1", AttemptTimeout: time.Hour})
+			var can *workflow.ContinueAsNewError
+			if err := env.GetWorkflowError(); !errors.As(err, &can) {
+				t.Fatalf("want continue-as-new, got %v", err)
+			}
+			var next OrderPaymentInput
+			if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+				t.Fatal(err)
+			}
+			if next.State == nil || len(next.State.Pending) != 3 || !next.State.Registered || next.AttemptTimeout != time.Hour {
+				t.Fatalf("carried %+v", next.State)
+			}
+			if !containsCall(f.calls, "refresh") {
+				t.Fatalf("the signal before continue-as-new was dropped: %v", f.calls)
+			}
+		})
 	}
 }
 

@@ -18,7 +18,6 @@ import (
 	"github.com/acme/payments/internal/codec"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/ingest"
-	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/lifecycle"
 	"github.com/acme/payments/internal/metrics"
 	"github.com/acme/payments/internal/orders"
@@ -34,10 +33,9 @@ type Server struct {
 	Logger   *slog.Logger
 	// Ingest starts imports (POST /upload).
 	Ingest *ingest.Ingest
-	// Orders, Ledger and Lifecycle serve orders, payments and callbacks.
+	// Orders and Lifecycle serve orders, payments and callbacks.
 	Orders    *orders.Store
-	Ledger    *ledger.Ledger
-	Lifecycle *lifecycle.Lifecycle
+	Lifecycle *lifecycle.Client
 	// WebhookSecrets are the gateways' signing secrets by gateway name.
 	WebhookSecrets map[string][]byte
 	// CodecOrigins may call /codec from a browser (the Temporal UI).

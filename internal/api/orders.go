@@ -8,9 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/acme/payments/activities"
 	"github.com/acme/payments/internal/auth"
-	"github.com/acme/payments/internal/ident"
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/money"
 	"github.com/acme/payments/internal/orders"
@@ -146,73 +144,69 @@ type paymentRequest struct {
 	Details   string `json:"details"`
 }
 
-// createPayment records a payment attempt through the order's payment
-// workflow: 201 PENDING, 200 for the same attempt again, 409 on a COMPLETED
-// order or another attempt with the same payment_id.
+// rejection is how the API answers a ledger's reject code.
+type rejection struct {
+	status int
+	code   string
+}
+
+// rejections maps the ledger's reject codes to API answers; a code not
+// listed is a 400 bad_request.
+var rejections = map[string]rejection{
+	ledger.CodeOrderNotFound:     {http.StatusNotFound, "not_found"},
+	ledger.CodePaymentNotFound:   {http.StatusNotFound, "not_found"},
+	ledger.CodeOrderCompleted:    {http.StatusConflict, "order_completed"},
+	ledger.CodeDuplicateConflict: {http.StatusConflict, "duplicate_conflict"},
+	ledger.CodeCurrencyMismatch:  {http.StatusConflict, "currency_mismatch"},
+	ledger.CodeBadTransition:     {http.StatusConflict, "bad_transition"},
+	ledger.CodeMissingField:      {http.StatusBadRequest, "missing_field"},
+	ledger.CodeMalformed:         {http.StatusBadRequest, "malformed"},
+	ledger.CodeBadAmount:         {http.StatusBadRequest, "bad_amount"},
+	ledger.CodeBadCurrency:       {http.StatusBadRequest, "bad_currency"},
+	ledger.CodeBadMethod:         {http.StatusBadRequest, "bad_method"},
+	ledger.CodeBadStatus:         {http.StatusBadRequest, "bad_status"},
+}
+
+func writeRejection(w http.ResponseWriter, code, message string) {
+	rj, ok := rejections[code]
+	if !ok {
+		rj = rejection{http.StatusBadRequest, "bad_request"}
+	}
+	WriteError(w, rj.status, rj.code, message)
+}
+
+// createPayment records a payment attempt through the ledger and hands it
+// to the order's payment workflow: 201 PENDING, 200 for the same attempt
+// again, 409 on a COMPLETED order or another attempt with the same
+// payment_id, 404 for an unknown order.
 func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 	orderID := r.PathValue("id")
 	var req paymentRequest
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	st, err := s.Ledger.OrderState(r.Context(), orderID)
-	if errors.Is(err, ledger.ErrOrderNotFound) {
-		WriteError(w, http.StatusNotFound, "not_found", "no order "+quote(orderID))
-		return
-	}
-	if err != nil {
-		s.internalError(w, "read order", err)
-		return
-	}
-	cur := req.Currency
-	if cur == "" {
-		cur = st.Currency
-	}
 	if req.PaymentID == "" || req.Amount == "" || req.Method == "" {
 		WriteError(w, http.StatusBadRequest, "bad_request", "payment_id, amount and method are required")
 		return
 	}
-	// The id rule of files and orders, ahead of the ledger's own looser
-	// check, so an id a file would refuse is refused here too.
-	if msg := ident.Check(req.PaymentID); msg != "" {
-		WriteError(w, http.StatusBadRequest, "bad_request", "payment_id: "+msg)
-		return
-	}
-	amount, err := money.Parse(req.Amount, cur)
-	if err != nil {
-		WriteError(w, http.StatusBadRequest, "bad_request", "amount: "+err.Error())
-		return
-	}
-	res, err := s.Lifecycle.Attempt(r.Context(), orderID, ledger.Payment{
-		PaymentID: req.PaymentID, Amount: amount, Currency: cur, Method: req.Method, Details: req.Details,
-	})
+	out, err := s.Lifecycle.Attempt(r.Context(), ledger.Attempt{PaymentID: req.PaymentID, OrderID: orderID,
+		Amount: req.Amount, Currency: req.Currency, Method: req.Method, Details: req.Details})
 	if err != nil {
 		s.internalError(w, "record payment", err)
 		return
 	}
 	status := http.StatusCreated
-	switch res.Outcome {
+	switch out.Result.Outcome {
 	case ledger.Inserted:
 	case ledger.Unchanged:
 		status = http.StatusOK
 	default:
-		switch res.Code {
-		case activities.CodeOrderCompleted, ledger.CodeDuplicateConflict, ledger.CodeCurrencyMismatch, ledger.CodeBadTransition:
-			WriteError(w, http.StatusConflict, strings.ToLower(res.Code), res.Message)
-		case ledger.CodeOrderNotFound:
-			WriteError(w, http.StatusNotFound, "not_found", res.Message)
-		default:
-			WriteError(w, http.StatusBadRequest, strings.ToLower(res.Code), res.Message)
-		}
+		writeRejection(w, out.Result.Code, out.Result.Message)
 		return
 	}
-	s.writePayment(w, r, req.PaymentID, status)
-}
-
-func (s *Server) writePayment(w http.ResponseWriter, r *http.Request, paymentID string, status int) {
-	p, err := s.Orders.Payment(r.Context(), paymentID)
+	p, err := s.Orders.Payment(r.Context(), req.PaymentID)
 	if err != nil {
-		s.internalError(w, "read payment "+paymentID+" after it was recorded", err)
+		s.internalError(w, "read payment "+req.PaymentID+" after it was recorded", err)
 		return
 	}
 	WriteJSON(w, status, p.JSON(auth.ScopesFrom(r.Context()).Has(auth.PII)))
@@ -243,60 +237,31 @@ func (s *Server) gatewayCallback(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	orderID, err := s.Orders.PaymentOrder(r.Context(), res.PaymentID)
-	if errors.Is(err, orders.ErrNotFound) {
-		orderID, err = s.queueEarlyResult(r, gateway, res)
-		if err != nil {
-			s.internalError(w, "queue gateway result", err)
-			return
-		}
-		if orderID == "" {
-			WriteJSON(w, http.StatusAccepted, map[string]string{"payment_id": res.PaymentID, "status": "QUEUED"})
-			return
-		}
-	} else if err != nil {
-		s.internalError(w, "read payment", err)
+	g := ledger.GatewayResult{Gateway: gateway, PaymentID: res.PaymentID, Status: ledger.Status(res.Status),
+		Amount: res.Amount, GatewayRef: res.GatewayRef, FailureReason: res.FailureReason}
+	if code, msg := g.Check(); code != "" {
+		writeRejection(w, code, msg)
 		return
 	}
-	st, err := s.Ledger.OrderState(r.Context(), orderID)
-	if err != nil {
-		s.internalError(w, "read order", err)
-		return
-	}
-	settlement := ledger.Settlement{PaymentID: res.PaymentID, Status: ledger.Status(res.Status),
-		GatewayRef: res.GatewayRef, FailureReason: res.FailureReason}
-	if res.Amount != "" {
-		if settlement.Amount, err = money.Parse(res.Amount, st.Currency); err != nil {
-			WriteError(w, http.StatusBadRequest, "bad_request", "amount: "+err.Error())
-			return
-		}
-	}
-	out, err := s.Lifecycle.GatewayResult(r.Context(), orderID, gateway, settlement)
+	out, queued, err := s.Lifecycle.GatewayResult(r.Context(), g)
 	if err != nil {
 		s.internalError(w, "apply gateway result", err)
+		return
+	}
+	if queued {
+		WriteJSON(w, http.StatusAccepted, map[string]string{"payment_id": res.PaymentID, "status": "QUEUED"})
+		return
+	}
+	if out.Code == ledger.CodeBadAmount {
+		// Not an amount of the payment's currency: the gateway sent
+		// something wrong, not a contradiction to keep.
+		writeRejection(w, out.Code, out.Message)
 		return
 	}
 	// Repeats and contradictions are answered 200 too: the gateway must
 	// stop retrying; a contradiction is kept as an audit event.
 	WriteJSON(w, http.StatusOK, map[string]string{"payment_id": res.PaymentID, "outcome": out.Outcome.String(),
 		"payment_status": string(out.Status), "code": out.Code})
-}
-
-// queueEarlyResult keeps a result whose attempt has not arrived. If the
-// attempt arrived meanwhile it returns its order so the result is applied
-// now instead.
-func (s *Server) queueEarlyResult(r *http.Request, gateway string, res webhook.Result) (string, error) {
-	_, err := s.DB.ExecContext(r.Context(), `INSERT IGNORE INTO gateway_inbox (payment_id, gateway, status, amount_text,
-		gateway_ref, failure_reason, received_at) VALUES (?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?)`,
-		res.PaymentID, gateway, res.Status, res.Amount, res.GatewayRef, res.FailureReason, time.Now().UTC())
-	if err != nil {
-		return "", err
-	}
-	orderID, err := s.Orders.PaymentOrder(r.Context(), res.PaymentID)
-	if errors.Is(err, orders.ErrNotFound) {
-		return "", nil
-	}
-	return orderID, err
 }
 
 func quote(s string) string {

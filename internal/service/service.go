@@ -125,13 +125,11 @@ func NewWorker(d *Deps) worker.Worker {
 	w.RegisterWorkflow(workflows.Import)
 	w.RegisterWorkflow(workflows.OrderPayment)
 	w.RegisterActivity(&activities.Activities{
-		DB:     d.DB,
-		Ledger: d.Ledger,
-		Store:  d.Store,
-		WakeOrder: func(ctx context.Context, orderID string) error {
-			return d.Temporal.SignalWorkflow(ctx, workflows.OrderPaymentWorkflowID(orderID), "", workflows.SignalLedgerChanged, nil)
-		},
-		Importer: &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger},
+		DB:        d.DB,
+		Ledger:    d.Ledger,
+		Store:     d.Store,
+		WakeOrder: NewLifecycle(d).Wake,
+		Importer:  &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger},
 	})
 	return w
 }
@@ -154,10 +152,15 @@ func APIServer(d *Deps) (*api.Server, error) {
 		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
 		Ingest:         NewIngest(d),
 		Orders:         &orders.Store{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex},
-		Ledger:         d.Ledger,
-		Lifecycle:      &lifecycle.Lifecycle{Temporal: d.Temporal, AttemptTimeout: d.Config.AttemptTimeout},
+		Lifecycle:      NewLifecycle(d),
 		WebhookSecrets: secrets,
 	}, nil
+}
+
+// NewLifecycle hands live payments to the ledger and order workflows with
+// d's connections.
+func NewLifecycle(d *Deps) *lifecycle.Client {
+	return &lifecycle.Client{Temporal: d.Temporal, Ledger: d.Ledger, AttemptTimeout: d.Config.AttemptTimeout}
 }
 
 // NewIngest starts imports with d's connections and import settings.
