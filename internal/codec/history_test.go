@@ -1,4 +1,4 @@
-package activities_test
+package codec_test
 
 import (
 	"bytes"
