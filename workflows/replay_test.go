@@ -13,9 +13,13 @@ import (
 )
 
 // Histories recorded from real runs on the embedded server (see
-// stacktest.SaveHistory; re-record with PAYMENTS_RECORD_HISTORIES=$PWD/workflows/testdata
-// go test ./internal/ingest). Replaying them against today's workflow code
-// fails on any change that breaks determinism for workflows in flight.
+// stacktest.SaveHistory; record with PAYMENTS_RECORD_HISTORIES=$PWD/workflows/testdata
+// go test ./internal/ingest ./internal/e2e). Replaying them against today's
+// workflow code fails on any change that breaks determinism for workflows
+// in flight. The histories of earlier versions stay (order-payment-v1-*:
+// attempts as updates), since runs of those versions may still be open
+// when a new version deploys; new recordings take the current version's
+// names.
 func TestReplayRecordedHistories(t *testing.T) {
 	files, err := filepath.Glob("testdata/*.json")
 	if err != nil {

@@ -343,7 +343,7 @@ func TestOrderLifecycleOverHTTP(t *testing.T) {
 	if n := e.count(`SELECT COUNT(*) FROM order_workflows`); n != 0 {
 		t.Errorf("%d order workflows still registered as open", n)
 	}
-	stacktest.SaveHistory(t, e.d.Temporal, workflows.OrderPaymentWorkflowID("A-1"), firstRun, "order-payment-completed")
+	stacktest.SaveHistory(t, e.d.Temporal, workflows.OrderPaymentWorkflowID("A-1"), firstRun, "order-payment-v2-completed")
 }
 
 // (b) Many orders, concurrent payments, every callback delivered twice.
@@ -556,7 +556,7 @@ func TestBulkAndLivePaymentsInterleaved(t *testing.T) {
 		t.Errorf("paid_amount %d", n)
 	}
 	e.waitWorkflowDone("C-1")
-	stacktest.SaveHistory(t, e.d.Temporal, workflows.OrderPaymentWorkflowID("C-1"), firstRun, "order-payment-bulk-interleaved")
+	stacktest.SaveHistory(t, e.d.Temporal, workflows.OrderPaymentWorkflowID("C-1"), firstRun, "order-payment-v2-bulk-interleaved")
 }
 
 // (d) Callbacks with bad signatures are refused and record nothing.
@@ -699,7 +699,7 @@ func TestUnansweredAttemptTimesOut(t *testing.T) {
 	if s := e.workflowStatus("F-1"); s != enumspb.WORKFLOW_EXECUTION_STATUS_RUNNING {
 		t.Errorf("workflow of a PENDING order: %s", s)
 	}
-	stacktest.SaveHistory(t, e.d.Temporal, workflows.OrderPaymentWorkflowID("F-1"), "", "order-payment-timeout")
+	stacktest.SaveHistory(t, e.d.Temporal, workflows.OrderPaymentWorkflowID("F-1"), "", "order-payment-v2-timeout")
 }
 
 // The database round trips of one live attempt and one gateway callback,
