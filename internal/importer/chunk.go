@@ -78,20 +78,60 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 		return prior, err
 	}
 	t0 := time.Now()
+	rows, err := parseChunk(spec, r)
+	if err != nil {
+		return ChunkResult{Index: spec.Chunk.Index}, err
+	}
+	if done {
+		return im.replayed(ctx, spec, prior, rows)
+	}
+	heartbeat()
+	tParsed := time.Now()
+	res, prior, done, err := im.commitChunk(ctx, spec, rows, heartbeat)
+	if err != nil {
+		return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
+	}
+	if done {
+		return im.replayed(ctx, spec, prior, rows)
+	}
+	if spec.Kind == records.KindPayments {
+		if res.OpenOrders, err = im.openOrders(ctx, rows.payments); err != nil {
+			return res, err
+		}
+	}
+	if im.Logger != nil {
+		im.Logger.Debug("import chunk committed", "import_id", spec.ImportID, "chunk", spec.Chunk.Index,
+			"rows", res.RowsRead, "parse_ms", tParsed.Sub(t0).Milliseconds(), "write_ms", time.Since(tParsed).Milliseconds())
+	}
+	return res, nil
+}
+
+// chunkRows are a chunk's records, validated: the good rows of its kind,
+// each with where it was in the file, and the rejects.
+type chunkRows struct {
+	read     int64
+	orders   []orders.NewOrder
+	payments []ledger.Payment
+	recs     []records.Record // aligned with orders or payments
+	rejects  []Reject
+}
+
+// parseChunk reads and validates a chunk's records. An error means the
+// bytes do not parse as the plan said (ErrFile).
+func parseChunk(spec ChunkSpec, r io.Reader) (*chunkRows, error) {
 	plan := &records.Plan{Format: spec.Format, Kind: spec.Kind, Header: spec.Header}
 	rd := records.NewReader(r, plan, spec.Chunk, records.Limits{})
-	res := ChunkResult{Index: spec.Chunk.Index}
-	var rejects []Reject
-	var newOrders []orders.NewOrder
-	var orderRecs []records.Record
-	var payments []ledger.Payment
-	var paymentRecs []records.Record
 	// Sized from the plan: growing by doubling copied each chunk's rows
 	// several times over.
-	if n := int(min(spec.Chunk.Records, 1<<20)); spec.Kind == records.KindPayments {
-		payments, paymentRecs = make([]ledger.Payment, 0, n), make([]records.Record, 0, n)
-	} else {
-		newOrders, orderRecs = make([]orders.NewOrder, 0, n), make([]records.Record, 0, n)
+	n := int(min(spec.Chunk.Records, 1<<20))
+	rows := &chunkRows{recs: make([]records.Record, 0, n)}
+	switch spec.Kind {
+	case records.KindOrders:
+		rows.orders = make([]orders.NewOrder, 0, n)
+	case records.KindPayments:
+		rows.payments = make([]ledger.Payment, 0, n)
+	default:
+		return nil, fmt.Errorf("import %s: unknown type %q", spec.ImportID, spec.Kind)
 	}
 	for {
 		rec, err := rd.Next()
@@ -99,139 +139,162 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 			break
 		}
 		if err != nil {
-			return res, fmt.Errorf("import %s chunk %d: %w: %v", spec.ImportID, spec.Chunk.Index, ErrFile, err)
+			return nil, fmt.Errorf("import %s chunk %d: %w: %v", spec.ImportID, spec.Chunk.Index, ErrFile, err)
 		}
-		res.RowsRead++
-		where := records.Record{Line: rec.Line, Number: rec.Number}
-		reject := func(code, msg string) {
-			rejects = append(rejects, Reject{Line: rec.Line, Record: rec.Number, Code: code, Message: msg})
-		}
+		rows.read++
 		if rec.Err != nil {
-			reject(ledger.CodeMalformed, rec.Err.Error())
+			rows.reject(rec, ledger.CodeMalformed, rec.Err.Error())
 			continue
 		}
-		switch spec.Kind {
-		case records.KindOrders:
-			if o, fe := ParseOrder(rec.Values); fe != nil {
-				reject(fe.Code, fe.Message)
-			} else {
-				newOrders = append(newOrders, o)
-				orderRecs = append(orderRecs, where)
+		var fe *FieldError
+		if spec.Kind == records.KindOrders {
+			var o orders.NewOrder
+			if o, fe = ParseOrder(rec.Values); fe == nil {
+				rows.orders = append(rows.orders, o)
 			}
-		case records.KindPayments:
-			if p, fe := ParsePayment(rec.Values); fe != nil {
-				reject(fe.Code, fe.Message)
-			} else {
-				payments = append(payments, p)
-				paymentRecs = append(paymentRecs, where)
+		} else {
+			var p ledger.Payment
+			if p, fe = ParsePayment(rec.Values); fe == nil {
+				rows.payments = append(rows.payments, p)
 			}
-		default:
-			return res, fmt.Errorf("import %s: unknown type %q", spec.ImportID, spec.Kind)
 		}
-	}
-	if res.RowsRead != spec.Chunk.Records {
-		return res, fmt.Errorf("import %s chunk %d: %w: read %d records, planned %d", spec.ImportID, spec.Chunk.Index, ErrFile, res.RowsRead, spec.Chunk.Records)
-	}
-	replayed := func(prior ChunkResult) (ChunkResult, error) {
-		var err error
-		if spec.Kind == records.KindPayments {
-			prior.OpenOrders, err = im.openOrders(ctx, payments)
+		if fe != nil {
+			rows.reject(rec, fe.Code, fe.Message)
+			continue
 		}
-		return prior, err
+		rows.recs = append(rows.recs, records.Record{Line: rec.Line, Number: rec.Number})
 	}
-	if done {
-		return replayed(prior)
+	if rows.read != spec.Chunk.Records {
+		return nil, fmt.Errorf("import %s chunk %d: %w: read %d records, planned %d", spec.ImportID, spec.Chunk.Index, ErrFile, rows.read, spec.Chunk.Records)
 	}
-	heartbeat()
-	tParsed := time.Now()
+	return rows, nil
+}
 
+func (c *chunkRows) reject(rec records.Record, code, msg string) {
+	c.rejects = append(c.rejects, Reject{Line: rec.Line, Record: rec.Number, Code: code, Message: msg})
+}
+
+// replayed answers for a chunk committed before: its stored figures and,
+// for payments, the open workflows of its orders to wake again.
+func (im *Importer) replayed(ctx context.Context, spec ChunkSpec, prior ChunkResult, rows *chunkRows) (ChunkResult, error) {
+	var err error
+	if spec.Kind == records.KindPayments {
+		prior.OpenOrders, err = im.openOrders(ctx, rows.payments)
+	}
+	return prior, err
+}
+
+// commitChunk writes a parsed chunk in one transaction: it claims the
+// chunk, writes its rows by kind, and accounts for them. When another
+// attempt of the chunk committed first it returns that one's figures with
+// done set, having written nothing.
+func (im *Importer) commitChunk(ctx context.Context, spec ChunkSpec, rows *chunkRows, heartbeat func()) (res ChunkResult, prior ChunkResult, done bool, err error) {
+	res = ChunkResult{Index: spec.Chunk.Index, RowsRead: rows.read}
 	tx, err := im.DB.BeginTxx(ctx, ledger.TxOptions())
 	if err != nil {
-		return res, fmt.Errorf("import %s chunk %d: begin: %w", spec.ImportID, spec.Chunk.Index, err)
+		return res, prior, false, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	// Claim the chunk first: a concurrent attempt of the same chunk waits
-	// here and then finds it committed.
-	if _, err := tx.ExecContext(ctx, `INSERT INTO import_chunks (import_id, chunk_no, first_record, start_offset,
-		end_offset, rows_read, rows_written, rows_unchanged, rows_rejected, committed_at) VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?)`,
-		spec.ImportID, spec.Chunk.Index, spec.Chunk.FirstRecord, spec.Chunk.Start, spec.Chunk.End, time.Now().UTC()); err != nil {
-		if database.IsDuplicateKey(err) {
-			tx.Rollback()
-			if prior, done, err := im.committed(ctx, spec); err != nil {
-				return prior, err
-			} else if done {
-				return replayed(prior)
+	if claimed, err := im.claim(ctx, tx, spec); err != nil || !claimed {
+		tx.Rollback()
+		if err == nil {
+			prior, done, err = im.committed(ctx, spec)
+			if err == nil && !done {
+				err = errors.New("claim: the chunk is claimed but not committed")
 			}
 		}
-		return res, fmt.Errorf("import %s chunk %d: claim: %w", spec.ImportID, spec.Chunk.Index, err)
+		return res, prior, done, err
 	}
-
+	rejects := rows.rejects
 	switch spec.Kind {
 	case records.KindOrders:
-		written, unchanged, rej, err := im.writeOrders(ctx, tx, spec, newOrders, orderRecs)
-		if err != nil {
-			return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
-		}
-		res.RowsWritten, res.RowsUnchanged = written, unchanged
+		var rej []Reject
+		res.RowsWritten, res.RowsUnchanged, rej, err = im.writeOrders(ctx, tx, rows.orders, rows.recs)
 		rejects = append(rejects, rej...)
 	case records.KindPayments:
-		results, err := im.Ledger.RecordTx(ctx, tx, ledger.SourceImport, "import/"+spec.ImportID, payments)
-		if err != nil {
-			return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
-		}
-		for i, r := range results {
-			switch r.Outcome {
-			case ledger.Inserted, ledger.Settled:
-				res.RowsWritten++
-			case ledger.Unchanged:
-				res.RowsUnchanged++
-			default:
-				rejects = append(rejects, Reject{Line: paymentRecs[i].Line, Record: paymentRecs[i].Number, Code: r.Code, Message: r.Message})
-			}
-		}
+		var rej []Reject
+		res.RowsWritten, res.RowsUnchanged, rej, err = im.writePayments(ctx, tx, spec, rows.payments, rows.recs)
+		rejects = append(rejects, rej...)
+	}
+	if err != nil {
+		return res, prior, false, err
 	}
 	heartbeat()
-	tWritten := time.Now()
 	res.RowsRejected = int64(len(rejects))
+	if err := im.account(ctx, tx, spec, res, rejects); err != nil {
+		return res, prior, false, err
+	}
+	if err := tx.Commit(); err != nil {
+		return res, prior, false, fmt.Errorf("commit: %w", err)
+	}
+	return res, prior, false, nil
+}
+
+// claim inserts the chunk's ledger row first, so a concurrent attempt of
+// the same chunk waits here and then finds it committed. It reports false
+// when the chunk is claimed already.
+func (im *Importer) claim(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec) (bool, error) {
+	_, err := tx.ExecContext(ctx, `INSERT INTO import_chunks (import_id, chunk_no, first_record, start_offset,
+		end_offset, rows_read, rows_written, rows_unchanged, rows_rejected, committed_at) VALUES (?, ?, ?, ?, ?, 0, 0, 0, 0, ?)`,
+		spec.ImportID, spec.Chunk.Index, spec.Chunk.FirstRecord, spec.Chunk.Start, spec.Chunk.End, time.Now().UTC())
+	if database.IsDuplicateKey(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("claim: %w", err)
+	}
+	return true, nil
+}
+
+// writePayments records a chunk's payments through the ledger and sorts
+// its answers into the chunk's figures and rejects.
+func (im *Importer) writePayments(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec, payments []ledger.Payment, recs []records.Record) (written, unchanged int64, rejects []Reject, err error) {
+	results, err := im.Ledger.RecordTx(ctx, tx, ledger.SourceImport, "import/"+spec.ImportID, payments)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	for i, r := range results {
+		switch r.Outcome {
+		case ledger.Inserted, ledger.Settled:
+			written++
+		case ledger.Unchanged:
+			unchanged++
+		default:
+			rejects = append(rejects, Reject{Line: recs[i].Line, Record: recs[i].Number, Code: r.Code, Message: r.Message})
+		}
+	}
+	return written, unchanged, rejects, nil
+}
+
+// account writes the chunk's rejects, its figures on its ledger row and
+// the job's counters. Counting into the job row only while it runs makes
+// the chunk and the job's state one decision: a chunk still in flight
+// when the import was cancelled or failed (or of a run started in a race
+// with that) rolls back with ErrJobEnded instead of adding rows to an
+// ended import.
+func (im *Importer) account(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec, res ChunkResult, rejects []Reject) error {
 	if err := insertRejects(ctx, tx, spec.ImportID, rejects); err != nil {
-		return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
+		return err
 	}
 	now := time.Now().UTC()
 	if _, err := tx.ExecContext(ctx, `UPDATE import_chunks SET rows_read = ?, rows_written = ?, rows_unchanged = ?,
 		rows_rejected = ?, committed_at = ? WHERE import_id = ? AND chunk_no = ?`,
 		res.RowsRead, res.RowsWritten, res.RowsUnchanged, res.RowsRejected, now, spec.ImportID, spec.Chunk.Index); err != nil {
-		return res, fmt.Errorf("import %s chunk %d: record chunk: %w", spec.ImportID, spec.Chunk.Index, err)
+		return fmt.Errorf("record chunk: %w", err)
 	}
-	// Counting into the job row only while it runs makes the chunk and the
-	// job's state one decision: a chunk still in flight when the import was
-	// cancelled or failed (or of a run started in a race with that) rolls
-	// back instead of adding rows to an ended import.
 	upd, err := tx.ExecContext(ctx, `UPDATE import_jobs SET rows_read = rows_read + ?, rows_written = rows_written + ?,
 		rows_unchanged = rows_unchanged + ?, rows_rejected = rows_rejected + ?, chunks_done = chunks_done + 1, updated_at = ?
 		WHERE import_id = ? AND state = ?`, res.RowsRead, res.RowsWritten, res.RowsUnchanged, res.RowsRejected, now,
 		spec.ImportID, StateRunning)
 	if err != nil {
-		return res, fmt.Errorf("import %s chunk %d: update job: %w", spec.ImportID, spec.Chunk.Index, err)
+		return fmt.Errorf("update job: %w", err)
 	}
 	if n, err := upd.RowsAffected(); err != nil {
-		return res, fmt.Errorf("import %s chunk %d: update job: %w", spec.ImportID, spec.Chunk.Index, err)
+		return fmt.Errorf("update job: %w", err)
 	} else if n != 1 {
-		return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, ErrJobEnded)
+		return ErrJobEnded
 	}
-	if err := tx.Commit(); err != nil {
-		return res, fmt.Errorf("import %s chunk %d: commit: %w", spec.ImportID, spec.Chunk.Index, err)
-	}
-	if spec.Kind == records.KindPayments {
-		if res.OpenOrders, err = im.openOrders(ctx, payments); err != nil {
-			return res, err
-		}
-	}
-	if im.Logger != nil {
-		im.Logger.Debug("import chunk committed", "import_id", spec.ImportID, "chunk", spec.Chunk.Index,
-			"rows", res.RowsRead, "parse_ms", tParsed.Sub(t0).Milliseconds(),
-			"write_ms", tWritten.Sub(tParsed).Milliseconds(), "commit_ms", time.Since(tWritten).Milliseconds())
-	}
-	return res, nil
+	return nil
 }
 
 // openOrders returns the orders of payments whose payment workflow is open.
@@ -318,7 +381,7 @@ func insertRejects(ctx context.Context, tx *sqlx.Tx, importID string, rejects []
 // identical to the stored one is unchanged, another is DUPLICATE_CONFLICT.
 // New rows stream into MySQL with LOAD DATA LOCAL INFILE, the fastest path
 // the server has.
-func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec, rows []orders.NewOrder, recs []records.Record) (written, unchanged int64, rejects []Reject, err error) {
+func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, rows []orders.NewOrder, recs []records.Record) (written, unchanged int64, rejects []Reject, err error) {
 	// Within the chunk: the first row of an id wins. Ids in ascending
 	// order (files exported by id, the common case) cannot repeat, and
 	// checking that is cheaper than a map of every id.

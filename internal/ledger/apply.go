@@ -454,22 +454,9 @@ func (b *batch) decide(e *entry) error {
 			return nil
 		}
 	} else {
-		var diff []string
-		if p.Amount != r.amount {
-			diff = append(diff, "payment_amount")
-		}
-		if p.Currency != "" && p.Currency != r.currency {
-			diff = append(diff, "currency")
-		}
-		if p.Method != r.method {
-			diff = append(diff, "payment_method")
-		}
-		details, err := b.storedDetails(r)
+		diff, err := b.differences(p, r)
 		if err != nil {
 			return err
-		}
-		if p.Details != details {
-			diff = append(diff, "payment_details") // named, never shown
 		}
 		if len(diff) > 0 {
 			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s already exists with a different %s",
@@ -524,6 +511,29 @@ func (b *batch) decide(e *entry) error {
 	b.addEvent(r, from, r.status, true, "")
 	e.res.Outcome, e.res.Status = Settled, r.status
 	return nil
+}
+
+// differences names the fields other than the status and its companions in
+// which p differs from the stored payment r.
+func (b *batch) differences(p *Payment, r *payRow) ([]string, error) {
+	var diff []string
+	if p.Amount != r.amount {
+		diff = append(diff, "payment_amount")
+	}
+	if p.Currency != "" && p.Currency != r.currency {
+		diff = append(diff, "currency")
+	}
+	if p.Method != r.method {
+		diff = append(diff, "payment_method")
+	}
+	details, err := b.storedDetails(r)
+	if err != nil {
+		return nil, err
+	}
+	if p.Details != details {
+		diff = append(diff, "payment_details") // named, never shown
+	}
+	return diff, nil
 }
 
 // insert handles an entry whose payment_id is not stored yet.
