@@ -26,7 +26,7 @@ const ErrTypeImportEnded = "ImportEnded"
 type PlanImportInput struct {
 	ImportID  string
 	BlobKey   string
-	Type      records.Kind
+	Kind      records.Kind // "" detects from the file
 	ChunkRows int
 }
 
@@ -52,7 +52,7 @@ func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (Import
 	}
 	defer r.Close()
 	src := &errReader{r: r}
-	plan, err := records.PlanChunks(src, in.Type, in.ChunkRows, records.Limits{})
+	plan, err := records.PlanChunks(src, in.Kind, in.ChunkRows, records.Limits{})
 	if err != nil {
 		if src.err != nil || ctx.Err() != nil {
 			return ImportPlan{}, fmt.Errorf("import %s: read staged file: %w", in.ImportID, err)

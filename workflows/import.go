@@ -1,6 +1,7 @@
 package workflows
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -24,7 +25,7 @@ const DefaultHistoryLimit = 2000
 type ImportParams struct {
 	ImportID    string
 	BlobKey     string
-	Type        records.Kind // "" detects from the file
+	Kind        records.Kind // "" detects from the file
 	MaxRejects  int64
 	ChunkRows   int
 	Parallelism int
@@ -33,6 +34,24 @@ type ImportParams struct {
 	// HeartbeatTimeout is how long a silent chunk attempt (its worker
 	// died) waits before it is retried elsewhere; default 30s.
 	HeartbeatTimeout time.Duration
+}
+
+// UnmarshalJSON reads ImportParams, taking Kind from "Type" as runs
+// started before the field's rename carry it.
+func (p *ImportParams) UnmarshalJSON(b []byte) error {
+	type plain ImportParams
+	var v struct {
+		plain
+		Type records.Kind
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*p = ImportParams(v.plain)
+	if p.Kind == "" {
+		p.Kind = v.Type
+	}
+	return nil
 }
 
 // ImportInput starts or continues an import: State is nil on the first run
@@ -64,13 +83,16 @@ type Progress struct {
 	Error         string
 }
 
+// importActivities names the import's activities; the worker's instance
+// runs them.
+var importActivities *activities.Activities
+
 // Import plans the staged file into record-aligned chunks, then imports
 // the chunks through a window of at most Parallelism activities. Each chunk
 // commits with its chunk-ledger row, so a retried or replayed chunk writes
 // nothing twice. It stops at max_rejects, can be cancelled, and continues
 // as new before its history grows long.
 func Import(ctx workflow.Context, in ImportInput) (Progress, error) {
-	p := in.Params
 	st := in.State
 	if st == nil {
 		st = &ImportState{Progress: Progress{State: importer.StateRunning}}
@@ -78,34 +100,71 @@ func Import(ctx workflow.Context, in ImportInput) (Progress, error) {
 	if err := workflow.SetQueryHandler(ctx, ProgressQuery, func() (Progress, error) { return st.Progress, nil }); err != nil {
 		return st.Progress, err
 	}
-	var a *activities.Activities
-	logger := workflow.GetLogger(ctx)
-
+	p := in.Params
 	if st.Plan == nil {
-		planCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-			StartToCloseTimeout: 2 * time.Hour,
-			HeartbeatTimeout:    time.Minute,
-			RetryPolicy: &temporal.RetryPolicy{
-				InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
-				NonRetryableErrorTypes: []string{activities.ErrTypeBadFile},
-			},
-		})
-		var plan activities.ImportPlan
-		err := workflow.ExecuteActivity(planCtx, a.PlanImport, activities.PlanImportInput{
-			ImportID: p.ImportID, BlobKey: p.BlobKey, Type: p.Type, ChunkRows: p.ChunkRows,
-		}).Get(ctx, &plan)
-		if err != nil {
+		if err := planImport(ctx, p, st); err != nil {
 			if temporal.IsCanceledError(err) || ctx.Err() != nil {
 				return finish(ctx, p.ImportID, st, importer.StateCancelled, "cancelled")
 			}
 			return finish(ctx, p.ImportID, st, importer.StateFailed, failureMessage(err))
 		}
-		st.Plan = &plan
-		st.Progress.Type, st.Progress.Format = string(plan.Kind), string(plan.Format)
-		st.Progress.RowsTotal, st.Progress.ChunksTotal = plan.Records, len(plan.Chunks)
 	}
+	w := &importWindow{p: p, st: st, parallel: max(p.Parallelism, 1), limit: p.HistoryLimit}
+	if w.limit <= 0 {
+		w.limit = DefaultHistoryLimit
+	}
+	w.run(ctx)
+	switch {
+	case w.cancelled:
+		return finish(ctx, p.ImportID, st, importer.StateCancelled, "cancelled")
+	case w.failure != "":
+		return finish(ctx, p.ImportID, st, importer.StateFailed, w.failure)
+	case st.Next < len(st.Plan.Chunks):
+		workflow.GetLogger(ctx).Info("import continues as new", "import_id", p.ImportID, "next_chunk", st.Next)
+		return st.Progress, workflow.NewContinueAsNewError(ctx, Import, ImportInput{Params: p, State: st})
+	}
+	return finish(ctx, p.ImportID, st, importer.StateCompleted, "")
+}
 
-	heartbeat := p.HeartbeatTimeout
+// planImport reads the staged file once and cuts it into chunks.
+func planImport(ctx workflow.Context, p ImportParams, st *ImportState) error {
+	planCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Hour,
+		HeartbeatTimeout:    time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval: time.Second, BackoffCoefficient: 2, MaximumInterval: time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypeBadFile},
+		},
+	})
+	var plan activities.ImportPlan
+	err := workflow.ExecuteActivity(planCtx, importActivities.PlanImport, activities.PlanImportInput{
+		ImportID: p.ImportID, BlobKey: p.BlobKey, Kind: p.Kind, ChunkRows: p.ChunkRows,
+	}).Get(ctx, &plan)
+	if err != nil {
+		return err
+	}
+	st.Plan = &plan
+	st.Progress.Type, st.Progress.Format = string(plan.Kind), string(plan.Format)
+	st.Progress.RowsTotal, st.Progress.ChunksTotal = plan.Records, len(plan.Chunks)
+	return nil
+}
+
+// importWindow runs an import's chunks, at most parallel at a time, until
+// they are done, one fails, rejects pass the limit, the import is
+// cancelled, or the history is long enough to continue as new.
+type importWindow struct {
+	p         ImportParams
+	st        *ImportState
+	parallel  int
+	limit     int
+	inflight  int
+	failure   string
+	cancelled bool
+	draining  bool // start no more chunks
+}
+
+func (w *importWindow) run(ctx workflow.Context) {
+	heartbeat := w.p.HeartbeatTimeout
 	if heartbeat <= 0 {
 		heartbeat = 30 * time.Second
 	}
@@ -117,75 +176,61 @@ func Import(ctx workflow.Context, in ImportInput) (Progress, error) {
 			NonRetryableErrorTypes: []string{activities.ErrTypeBadFile},
 		},
 	})
-	limit := p.HistoryLimit
-	if limit <= 0 {
-		limit = DefaultHistoryLimit
-	}
-	parallel := max(p.Parallelism, 1)
-
 	sel := workflow.NewSelector(ctx)
-	inflight := 0
-	var failure string
-	cancelled := false
-	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { cancelled = true })
-	draining := false // stop starting chunks: failure, cancel or continue-as-new
+	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { w.cancelled = true })
 	for {
-		for !draining && inflight < parallel && st.Next < len(st.Plan.Chunks) {
-			chunk := st.Plan.Chunks[st.Next]
-			st.Next++
-			inflight++
-			f := workflow.ExecuteActivity(chunkCtx, a.ImportChunk, activities.ImportChunkInput{
-				ImportID: p.ImportID, BlobKey: p.BlobKey, Kind: st.Plan.Kind, Format: st.Plan.Format,
-				Header: st.Plan.Header, Chunk: chunk,
-			})
-			sel.AddFuture(f, func(f workflow.Future) {
-				inflight--
-				var res importer.ChunkResult
-				if err := f.Get(ctx, &res); err != nil {
-					if failure == "" && !cancelled {
-						failure = fmt.Sprintf("chunk %d: %s", chunk.Index, failureMessage(err))
-					}
-					return
-				}
-				pr := &st.Progress
-				pr.RowsRead += res.RowsRead
-				pr.RowsWritten += res.RowsWritten
-				pr.RowsUnchanged += res.RowsUnchanged
-				pr.RowsRejected += res.RowsRejected
-				pr.ChunksDone++
-			})
+		for !w.draining && w.inflight < w.parallel && w.st.Next < len(w.st.Plan.Chunks) {
+			w.start(ctx, chunkCtx, sel)
 		}
-		if inflight == 0 && (draining || st.Next >= len(st.Plan.Chunks)) {
-			break
+		if w.inflight == 0 && (w.draining || w.st.Next >= len(w.st.Plan.Chunks)) {
+			return
 		}
 		sel.Select(ctx)
 		switch {
-		case cancelled:
-			draining = true
-		case failure != "":
-			draining = true
-		case p.MaxRejects >= 0 && st.Progress.RowsRejected > p.MaxRejects:
-			failure = fmt.Sprintf("max_rejects exceeded: %d rows rejected, the limit is %d", st.Progress.RowsRejected, p.MaxRejects)
-			draining = true
-		case workflow.GetInfo(ctx).GetCurrentHistoryLength() > limit && st.Next < len(st.Plan.Chunks):
-			draining = true
+		case w.cancelled, w.failure != "":
+			w.draining = true
+		case w.p.MaxRejects >= 0 && w.st.Progress.RowsRejected > w.p.MaxRejects:
+			w.failure = fmt.Sprintf("max_rejects exceeded: %d rows rejected, the limit is %d", w.st.Progress.RowsRejected, w.p.MaxRejects)
+			w.draining = true
+		case w.historyFull(ctx) && w.st.Next < len(w.st.Plan.Chunks):
+			w.draining = true
 		}
-		if cancelled && inflight > 0 {
-			// Activities were asked to stop; don't wait for them.
-			break
+		if w.cancelled && w.inflight > 0 {
+			return // activities were asked to stop; don't wait for them
 		}
 	}
+}
 
-	switch {
-	case cancelled:
-		return finish(ctx, p.ImportID, st, importer.StateCancelled, "cancelled")
-	case failure != "":
-		return finish(ctx, p.ImportID, st, importer.StateFailed, failure)
-	case st.Next < len(st.Plan.Chunks):
-		logger.Info("import continues as new", "import_id", p.ImportID, "next_chunk", st.Next)
-		return st.Progress, workflow.NewContinueAsNewError(ctx, Import, ImportInput{Params: p, State: st})
-	}
-	return finish(ctx, p.ImportID, st, importer.StateCompleted, "")
+// start runs the next chunk and counts its figures when it commits.
+func (w *importWindow) start(ctx, chunkCtx workflow.Context, sel workflow.Selector) {
+	chunk := w.st.Plan.Chunks[w.st.Next]
+	w.st.Next++
+	w.inflight++
+	f := workflow.ExecuteActivity(chunkCtx, importActivities.ImportChunk, activities.ImportChunkInput{
+		ImportID: w.p.ImportID, BlobKey: w.p.BlobKey, Kind: w.st.Plan.Kind, Format: w.st.Plan.Format,
+		Header: w.st.Plan.Header, Chunk: chunk,
+	})
+	sel.AddFuture(f, func(f workflow.Future) {
+		w.inflight--
+		var res importer.ChunkResult
+		if err := f.Get(ctx, &res); err != nil {
+			if w.failure == "" && !w.cancelled {
+				w.failure = fmt.Sprintf("chunk %d: %s", chunk.Index, failureMessage(err))
+			}
+			return
+		}
+		pr := &w.st.Progress
+		pr.RowsRead += res.RowsRead
+		pr.RowsWritten += res.RowsWritten
+		pr.RowsUnchanged += res.RowsUnchanged
+		pr.RowsRejected += res.RowsRejected
+		pr.ChunksDone++
+	})
+}
+
+func (w *importWindow) historyFull(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	return info.GetCurrentHistoryLength() > w.limit || info.GetContinueAsNewSuggested()
 }
 
 // finish records the final state on the job row, even when the workflow is
@@ -198,8 +243,7 @@ func finish(ctx workflow.Context, importID string, st *ImportState, state, messa
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
 	})
-	var a *activities.Activities
-	if err := workflow.ExecuteActivity(dctx, a.FinishImport, activities.FinishImportInput{
+	if err := workflow.ExecuteActivity(dctx, importActivities.FinishImport, activities.FinishImportInput{
 		ImportID: importID, State: state, Error: message,
 	}).Get(dctx, nil); err != nil {
 		return st.Progress, err

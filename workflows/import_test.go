@@ -2,6 +2,7 @@ package workflows
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"testing"
@@ -173,6 +174,19 @@ func TestImportCancel(t *testing.T) {
 }
 
 func TestImportContinuesAsNewAndCarriesTotals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		long func(env *testsuite.TestWorkflowEnvironment)
+	}{
+		// The test environment keeps no history; say it grew long.
+		{"history limit", func(env *testsuite.TestWorkflowEnvironment) { env.SetCurrentHistoryLength(5000) }},
+		{"suggested by the server", func(env *testsuite.TestWorkflowEnvironment) { env.SetContinueAsNewSuggested(true) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { importContinuesAsNew(t, tc.long) })
+	}
+}
+
+func importContinuesAsNew(t *testing.T, long func(env *testsuite.TestWorkflowEnvironment)) {
 	env := newEnv(t)
 	var a *activities.Activities
 	env.OnActivity(a.PlanImport, mock.Anything, mock.Anything).Return(plan(30, 10), nil).Once()
@@ -181,8 +195,7 @@ func TestImportContinuesAsNewAndCarriesTotals(t *testing.T) {
 		func(_ context.Context, in activities.ImportChunkInput) (importer.ChunkResult, error) {
 			done++
 			if done == 7 {
-				// The test environment keeps no history; say it grew long.
-				env.SetCurrentHistoryLength(5000)
+				long(env)
 			}
 			return importer.ChunkResult{Index: in.Chunk.Index, RowsRead: 10, RowsWritten: 10}, nil
 		})
@@ -200,6 +213,20 @@ func TestImportContinuesAsNewAndCarriesTotals(t *testing.T) {
 	if next.State == nil || next.State.Plan == nil || next.State.Next <= 0 || next.State.Next >= 30 ||
 		next.State.Progress.ChunksDone != next.State.Next || next.State.Progress.RowsWritten != int64(next.State.Next)*10 {
 		t.Fatalf("carried state %+v", next.State)
+	}
+}
+
+// Runs started before ImportParams.Type became Kind still say "Type".
+func TestImportParamsReadTheFormerTypeField(t *testing.T) {
+	for in, want := range map[string]records.Kind{
+		`{"ImportID":"i1","Type":"payments","MaxRejects":5}`: records.KindPayments,
+		`{"ImportID":"i1","Kind":"orders","MaxRejects":5}`:   records.KindOrders,
+		`{"ImportID":"i1","MaxRejects":5}`:                   "",
+	} {
+		var p ImportParams
+		if err := json.Unmarshal([]byte(in), &p); err != nil || p.Kind != want || p.ImportID != "i1" || p.MaxRejects != 5 {
+			t.Errorf("%s: %+v %v, want kind %q", in, p, err, want)
+		}
 	}
 }
 

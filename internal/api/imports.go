@@ -83,7 +83,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 func importOptions(typ, maxRejects string) (ingest.Options, error) {
 	o := ingest.Options{MaxRejects: importer.DefaultMaxRejects}
 	var err error
-	if o.Type, err = records.ParseKind(strings.TrimSpace(typ)); err != nil {
+	if o.Kind, err = records.ParseKind(strings.TrimSpace(typ)); err != nil {
 		return o, err
 	}
 	if maxRejects != "" {

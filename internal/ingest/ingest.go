@@ -37,7 +37,7 @@ type Ingest struct {
 
 // Options are the caller's import options.
 type Options struct {
-	Type       records.Kind // "" detects from the file
+	Kind       records.Kind // "" detects from the file
 	MaxRejects int64
 }
 
@@ -48,7 +48,7 @@ var ErrBadOption = errors.New("bad import option")
 // same options was imported before, it returns that import with
 // created = false and discards the new copy.
 func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importer.Job, bool, error) {
-	if _, err := records.ParseKind(string(opts.Type)); err != nil {
+	if _, err := records.ParseKind(string(opts.Kind)); err != nil {
 		return importer.Job{}, false, fmt.Errorf("%w: %v", ErrBadOption, err)
 	}
 	if opts.MaxRejects < 0 {
@@ -58,9 +58,9 @@ func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importe
 	if err != nil {
 		return importer.Job{}, false, err
 	}
-	id := importer.ImportID(obj.SHA256, string(opts.Type), opts.MaxRejects)
+	id := importer.ImportID(obj.SHA256, string(opts.Kind), opts.MaxRejects)
 	job, created, err := importer.CreateJob(ctx, in.DB, importer.Job{
-		ImportID: id, WorkflowID: workflows.ImportWorkflowID(id), Type: string(opts.Type),
+		ImportID: id, WorkflowID: workflows.ImportWorkflowID(id), Type: string(opts.Kind),
 		BlobKey: obj.Key, ContentSHA256: obj.SHA256, SizeBytes: obj.Size, MaxRejects: opts.MaxRejects,
 	})
 	if err != nil {
@@ -79,7 +79,7 @@ func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importe
 		}
 	}
 	if created {
-		in.Logger.Info("import started", "import_id", id, "bytes", obj.Size, "type", string(opts.Type))
+		in.Logger.Info("import started", "import_id", id, "bytes", obj.Size, "type", string(opts.Kind))
 	}
 	return job, created, nil
 }
@@ -99,7 +99,7 @@ func (in *Ingest) startWorkflow(ctx context.Context, job importer.Job) error {
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 	}, workflows.Import, workflows.ImportInput{Params: workflows.ImportParams{
-		ImportID: job.ImportID, BlobKey: job.BlobKey, Type: records.Kind(job.Type),
+		ImportID: job.ImportID, BlobKey: job.BlobKey, Kind: records.Kind(job.Type),
 		MaxRejects: job.MaxRejects, ChunkRows: in.ChunkRows, Parallelism: in.Parallelism,
 		HistoryLimit: in.HistoryLimit,
 	}})

@@ -146,7 +146,7 @@ func TestPaymentsChunksOnSameOrdersGiveExactSums(t *testing.T) {
 	// 400 payments over 40 orders: every chunk of 25 touches orders that
 	// the chunks running beside it touch too.
 	pays, _ := genFile(t, gen.Options{Kind: "payments", Count: 400, Orders: 40, Seed: 3, Format: "xml"})
-	pj, _, err := s.in.Start(ctx, bytes.NewReader(pays), ingest.Options{Type: records.KindPayments})
+	pj, _, err := s.in.Start(ctx, bytes.NewReader(pays), ingest.Options{Kind: records.KindPayments})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestHostileFilesFailClearlyWithNoRows(t *testing.T) {
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			job, _, err := s.in.Start(ctx, strings.NewReader(c.body), ingest.Options{Type: records.Kind(c.typ), MaxRejects: 10})
+			job, _, err := s.in.Start(ctx, strings.NewReader(c.body), ingest.Options{Kind: records.Kind(c.typ), MaxRejects: 10})
 			if err != nil {
 				t.Fatal(err)
 			}
