@@ -43,7 +43,7 @@ func importCommand() *cli.Command {
 			}
 			defer f.Close()
 			return withDeps(c.Context, cfg, func(d *service.Deps) error {
-				in := service.NewIngest(d)
+				in := service.NewIntake(d)
 				job, created, err := in.Start(c.Context, f, ingest.Options{Kind: records.Kind(c.String("type")), MaxRejects: c.Int64("max-rejects")})
 				if err != nil {
 					return err

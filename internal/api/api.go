@@ -31,8 +31,8 @@ type Server struct {
 	Keys     *encryption.Keyring
 	Metrics  *metrics.Metrics
 	Logger   *slog.Logger
-	// Ingest starts imports (POST /upload).
-	Ingest *ingest.Ingest
+	// Intake starts imports (POST /upload).
+	Intake *ingest.Intake
 	// Orders and Lifecycle serve orders, payments and callbacks.
 	Orders    *orders.Store
 	Lifecycle *lifecycle.Client

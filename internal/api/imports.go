@@ -29,7 +29,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	// Options come from the query string; form fields sent before the
 	// file part override them.
 	fields := map[string]string{"type": r.URL.Query().Get("type"), "max_rejects": r.URL.Query().Get("max_rejects")}
-	r.Body = http.MaxBytesReader(w, r.Body, s.Ingest.MaxBytes+1<<20)
+	r.Body = http.MaxBytesReader(w, r.Body, s.Intake.MaxBytes+1<<20)
 	body := io.Reader(r.Body)
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mediaType == "multipart/form-data" {
@@ -58,12 +58,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	job, created, err := s.Ingest.Start(r.Context(), body, opts)
+	job, created, err := s.Intake.Start(r.Context(), body, opts)
 	var maxErr *http.MaxBytesError
 	switch {
 	case errors.Is(err, staging.ErrTooLarge) || errors.As(err, &maxErr):
 		WriteError(w, http.StatusRequestEntityTooLarge, "too_large",
-			"file exceeds the upload limit of "+strconv.FormatInt(s.Ingest.MaxBytes, 10)+" bytes")
+			"file exceeds the upload limit of "+strconv.FormatInt(s.Intake.MaxBytes, 10)+" bytes")
 		return
 	case errors.Is(err, ingest.ErrBadOption):
 		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())

@@ -515,9 +515,9 @@ func TestBulkAndLivePaymentsInterleaved(t *testing.T) {
 	csv := "payment_id,order_id,payment_amount,currency,payment_method,payment_status,payment_details,gateway_ref\n" +
 		"C-1-p1,C-1,6.00,USD,CARD,SUCCESS,5555555555554444,settle-c1\n" +
 		"C-1-p2,C-1,4.00,USD,BANK_TRANSFER,SUCCESS,DE89370400440532013000,settle-c2\n"
-	in := service.NewIngest(e.d)
+	in := service.NewIntake(e.d)
 	ctx := context.Background()
-	job, _, err := in.Start(ctx, strings.NewReader(csv), ingest.Options{Type: records.KindPayments})
+	job, _, err := in.Start(ctx, strings.NewReader(csv), ingest.Options{Kind: records.KindPayments})
 	if err != nil {
 		t.Fatal(err)
 	}

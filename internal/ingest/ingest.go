@@ -22,8 +22,9 @@ import (
 	"github.com/acme/payments/workflows"
 )
 
-// Ingest holds what starting an import needs.
-type Ingest struct {
+// Intake takes files in: it stages each, records its import job and starts
+// the job's workflow.
+type Intake struct {
 	DB          *sqlx.DB
 	Store       *staging.Store
 	Temporal    client.Client
@@ -47,7 +48,7 @@ var ErrBadOption = errors.New("bad import option")
 // Start stages r and starts its import. When the same content with the
 // same options was imported before, it returns that import with
 // created = false and discards the new copy.
-func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importer.Job, bool, error) {
+func (in *Intake) Start(ctx context.Context, r io.Reader, opts Options) (importer.Job, bool, error) {
 	if _, err := records.ParseKind(string(opts.Kind)); err != nil {
 		return importer.Job{}, false, fmt.Errorf("%w: %v", ErrBadOption, err)
 	}
@@ -84,7 +85,7 @@ func (in *Ingest) Start(ctx context.Context, r io.Reader, opts Options) (importe
 	return job, created, nil
 }
 
-func (in *Ingest) startWorkflow(ctx context.Context, job importer.Job) error {
+func (in *Intake) startWorkflow(ctx context.Context, job importer.Job) error {
 	_, err := in.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        job.WorkflowID,
 		TaskQueue: workflows.TaskQueue,

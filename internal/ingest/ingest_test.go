@@ -22,7 +22,7 @@ import (
 
 type stack struct {
 	d  *service.Deps
-	in *ingest.Ingest
+	in *ingest.Intake
 }
 
 // newStack runs the real parts: MariaDB, an in-process Temporal server and
@@ -33,7 +33,7 @@ func newStack(t *testing.T, chunkRows, parallelism int) (*stack, worker.Worker) 
 	cfg.ImportChunkRows, cfg.ImportParallelism = chunkRows, parallelism
 	d := stacktest.Deps(t, cfg)
 	w := stacktest.Worker(t, d)
-	return &stack{d: d, in: service.NewIngest(d)}, w
+	return &stack{d: d, in: service.NewIntake(d)}, w
 }
 
 func (s *stack) wait(t *testing.T, id string) importer.Job {

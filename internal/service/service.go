@@ -150,7 +150,7 @@ func APIServer(d *Deps) (*api.Server, error) {
 	return &api.Server{
 		DB: d.DB, Temporal: d.Temporal, Tokens: tokens, Keys: d.Keys,
 		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
-		Ingest:         NewIngest(d),
+		Intake:         NewIntake(d),
 		Orders:         &orders.Store{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex},
 		Lifecycle:      NewLifecycle(d),
 		WebhookSecrets: secrets,
@@ -163,9 +163,9 @@ func NewLifecycle(d *Deps) *lifecycle.Client {
 	return &lifecycle.Client{Temporal: d.Temporal, Ledger: d.Ledger, AttemptTimeout: d.Config.AttemptTimeout}
 }
 
-// NewIngest starts imports with d's connections and import settings.
-func NewIngest(d *Deps) *ingest.Ingest {
-	return &ingest.Ingest{
+// NewIntake takes in files for import with d's connections and import settings.
+func NewIntake(d *Deps) *ingest.Intake {
+	return &ingest.Intake{
 		DB: d.DB, Store: d.Store, Temporal: d.Temporal, Logger: d.Logger,
 		MaxBytes: d.Config.MaxUploadBytes, ChunkRows: d.Config.ImportChunkRows, Parallelism: d.Config.ImportParallelism,
 	}
