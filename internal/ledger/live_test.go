@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -279,6 +280,12 @@ func TestTimeOutAndRefresh(t *testing.T) {
 	}
 	if out, err := l.Refresh(ctx, "NOPE", nil); err != nil || out.Order.OrderID != "" {
 		t.Errorf("refresh of an unknown order: %+v %v", out, err)
+	}
+	if id, err := l.PaymentOrder(ctx, "T2"); err != nil || id != "O1" {
+		t.Errorf("PaymentOrder(T2) = %q, %v", id, err)
+	}
+	if _, err := l.PaymentOrder(ctx, "NOPE"); !errors.Is(err, ledger.ErrPaymentNotFound) {
+		t.Errorf("PaymentOrder(unknown): %v, want ErrPaymentNotFound", err)
 	}
 }
 

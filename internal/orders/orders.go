@@ -305,19 +305,6 @@ func (s *Store) FindByEmail(ctx context.Context, email string) ([]Order, error) 
 	return out, nil
 }
 
-// PaymentOrder returns the id of the order a payment belongs to. The error
-// wraps ErrNotFound for an unknown payment id.
-func (s *Store) PaymentOrder(ctx context.Context, paymentID string) (orderID string, err error) {
-	err = s.DB.GetContext(ctx, &orderID, "SELECT order_id FROM payments WHERE payment_id = ?", paymentID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("payment %s: %w", paymentID, ErrNotFound)
-	}
-	if err != nil {
-		return "", fmt.Errorf("find order of payment %s: %w", paymentID, err)
-	}
-	return orderID, nil
-}
-
 type paymentRow struct {
 	PaymentID     string         `db:"payment_id"`
 	OrderID       string         `db:"order_id"`

@@ -329,14 +329,6 @@ func TestGetWithPayments(t *testing.T) {
 		t.Errorf("Get(missing): err = %v, want ErrNotFound", err)
 	}
 
-	// PaymentOrder.
-	if id, err := s.PaymentOrder(ctx, "P-b"); err != nil || id != "O1" {
-		t.Errorf("PaymentOrder(P-b) = %q, %v", id, err)
-	}
-	if _, err := s.PaymentOrder(ctx, "P-zz"); !errors.Is(err, orders.ErrNotFound) {
-		t.Errorf("PaymentOrder(unknown): err = %v, want ErrNotFound", err)
-	}
-
 	// Payment reads one payment as Get lists it.
 	if len(o.Payments) == 3 {
 		if pc, err := s.Payment(ctx, "P-c"); err != nil || pc != o.Payments[2] {
