@@ -35,6 +35,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 )
 
 // Errors reported by decryption. Both are meant to be tested with errors.Is.
@@ -145,7 +146,10 @@ func (k *Keyring) AppendEncrypt(dst, plaintext, aad []byte) ([]byte, error) {
 		return dst[:start], fmt.Errorf("encryption: generating nonce: %w", err)
 	}
 	dst = dst[:len(dst)+nonceSize]
-	return aead.Seal(dst, nonce, plaintext, additionalData(hdr, aad)), nil
+	ad := additionalData(hdr, aad)
+	dst = aead.Seal(dst, nonce, plaintext, *ad)
+	adPool.Put(ad)
+	return dst, nil
 }
 
 // Decrypt decrypts a ciphertext produced by [Keyring.Encrypt] with any key in
@@ -153,19 +157,34 @@ func (k *Keyring) AppendEncrypt(dst, plaintext, aad []byte) ([]byte, error) {
 // key rotation stay readable. Every failure wraps [ErrDecrypt]; a key id that
 // is not in the ring additionally wraps [ErrUnknownKey].
 func (k *Keyring) Decrypt(ciphertext, aad []byte) ([]byte, error) {
-	id, hdrLen, err := parseHeader(ciphertext)
+	id, hdrLen, err := k.parseHeader(ciphertext)
 	if err != nil {
 		return nil, err
 	}
 	return k.open(id, ciphertext[:hdrLen], ciphertext[hdrLen:], aad)
 }
 
+// AppendDecrypt is [Keyring.Decrypt] appending the plaintext to dst, so
+// bulk readers can decrypt field after field into one reused buffer.
+// ciphertext and aad must not share memory with dst's spare capacity. On
+// error dst is returned unchanged.
+func (k *Keyring) AppendDecrypt(dst, ciphertext, aad []byte) ([]byte, error) {
+	id, hdrLen, err := k.parseHeader(ciphertext)
+	if err != nil {
+		return dst, err
+	}
+	return k.appendOpen(dst, id, ciphertext[:hdrLen], ciphertext[hdrLen:], aad)
+}
+
+// adPool holds additionalData's buffers.
+var adPool = sync.Pool{New: func() any { b := make([]byte, 0, 128); return &b }}
+
 // KeyID returns the key id recorded in a ciphertext's header, whether or not
 // that key is in the ring. Rotation jobs compare it with [Keyring.PrimaryID]
 // to find values that still need re-encrypting. A malformed header gives an
 // error wrapping [ErrDecrypt]; the ciphertext is not authenticated.
 func (k *Keyring) KeyID(ciphertext []byte) (string, error) {
-	id, _, err := parseHeader(ciphertext)
+	id, _, err := k.parseHeader(ciphertext)
 	if err != nil {
 		return "", err
 	}
@@ -198,25 +217,33 @@ func (k *Keyring) Open(keyID string, sealed, aad []byte) ([]byte, error) {
 // open authenticates and decrypts body (nonce||ciphertext||tag) whose header
 // is hdr, using the key named id.
 func (k *Keyring) open(id string, hdr, body, aad []byte) ([]byte, error) {
+	pt, err := k.appendOpen(nil, id, hdr, body, aad)
+	if err == nil && pt == nil {
+		pt = []byte{} // empty plaintext round-trips as empty, not nil
+	}
+	return pt, err
+}
+
+// appendOpen is open appending the plaintext to dst.
+func (k *Keyring) appendOpen(dst []byte, id string, hdr, body, aad []byte) ([]byte, error) {
 	if k == nil || k.aead == nil {
-		return nil, errors.New("encryption: keyring has no keys")
+		return dst, errors.New("encryption: keyring has no keys")
 	}
 	aead, ok := k.aead(id)
 	if !ok {
-		return nil, fmt.Errorf("encryption: %w: %w %q", ErrDecrypt, ErrUnknownKey, id)
+		return dst, fmt.Errorf("encryption: %w: %w %q", ErrDecrypt, ErrUnknownKey, id)
 	}
 	if len(body) < nonceSize+tagSize {
-		return nil, fmt.Errorf("encryption: %w: ciphertext truncated", ErrDecrypt)
+		return dst, fmt.Errorf("encryption: %w: ciphertext truncated", ErrDecrypt)
 	}
-	pt, err := aead.Open(nil, body[:nonceSize], body[nonceSize:], additionalData(hdr, aad))
+	ad := additionalData(hdr, aad)
+	out, err := aead.Open(dst, body[:nonceSize], body[nonceSize:], *ad)
+	adPool.Put(ad)
 	if err != nil {
 		// GCM cannot tell these causes apart, so neither can we.
-		return nil, fmt.Errorf("encryption: %w: authentication failed (wrong key or AAD, or data modified)", ErrDecrypt)
+		return dst, fmt.Errorf("encryption: %w: authentication failed (wrong key or AAD, or data modified)", ErrDecrypt)
 	}
-	if pt == nil {
-		pt = []byte{} // empty plaintext round-trips as empty, not nil
-	}
-	return pt, nil
+	return out, nil
 }
 
 // primaryAEAD returns the AEAD of the primary key, or an error for a keyring
@@ -241,7 +268,7 @@ func header(id string) []byte {
 
 // parseHeader validates the ciphertext header and returns the key id and the
 // header length. It never reads past the end of ct.
-func parseHeader(ct []byte) (id string, hdrLen int, err error) {
+func (k *Keyring) parseHeader(ct []byte) (id string, hdrLen int, err error) {
 	if len(ct) < 2 {
 		return "", 0, fmt.Errorf("encryption: %w: ciphertext truncated", ErrDecrypt)
 	}
@@ -255,17 +282,32 @@ func parseHeader(ct []byte) (id string, hdrLen int, err error) {
 	if len(ct) < 2+n {
 		return "", 0, fmt.Errorf("encryption: %w: ciphertext truncated", ErrDecrypt)
 	}
-	id = string(ct[2 : 2+n])
-	if validateKeyID(id) != nil {
-		return "", 0, fmt.Errorf("encryption: %w: invalid key id in header", ErrDecrypt)
+	id, err = k.headerID(ct[2 : 2+n])
+	if err != nil {
+		return "", 0, err
 	}
 	return id, 2 + n, nil
 }
 
+// headerID returns a header's key id as a string: the primary id itself
+// when it is that one, so the common case allocates nothing.
+func (k *Keyring) headerID(b []byte) (string, error) {
+	if k != nil && string(b) == k.primary {
+		return k.primary, nil
+	}
+	id := string(b)
+	if validateKeyID(id) != nil {
+		return "", fmt.Errorf("encryption: %w: invalid key id in header", ErrDecrypt)
+	}
+	return id, nil
+}
+
 // additionalData is what GCM authenticates besides the plaintext: the header
 // (so version and key id cannot be swapped) followed by the caller's AAD. The
-// header is self-delimiting, so the concatenation is unambiguous.
-func additionalData(hdr, aad []byte) []byte {
-	ad := make([]byte, 0, len(hdr)+len(aad))
-	return append(append(ad, hdr...), aad...)
+// header is self-delimiting, so the concatenation is unambiguous. The buffer
+// comes from adPool (bulk paths seal and open a field a row); put it back.
+func additionalData(hdr, aad []byte) *[]byte {
+	ad := adPool.Get().(*[]byte)
+	*ad = append(append((*ad)[:0], hdr...), aad...)
+	return ad
 }

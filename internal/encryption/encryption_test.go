@@ -531,3 +531,26 @@ func TestAppendEncryptKeepsThePrefix(t *testing.T) {
 		t.Fatalf("prefix overwritten: %q", buf[:7])
 	}
 }
+
+// AppendDecrypt appends what Decrypt returns, leaves dst as it was on
+// error, and needs no allocation once its buffers have grown.
+func TestAppendDecrypt(t *testing.T) {
+	k := mustRing(t, keyEntry("k1", testKey(1)))
+	aad := AAD("orders", "customer_email", "O1")
+	ct, err := k.Encrypt([]byte("jane@example.com"), aad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.AppendDecrypt([]byte("x="), ct, aad)
+	if err != nil || string(got) != "x=jane@example.com" {
+		t.Fatalf("AppendDecrypt = %q, %v", got, err)
+	}
+	got, err = k.AppendDecrypt([]byte("x="), ct, AAD("orders", "customer_email", "O2"))
+	if !errors.Is(err, ErrDecrypt) || string(got) != "x=" {
+		t.Fatalf("wrong AAD: %q, %v", got, err)
+	}
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(200, func() { buf, _ = k.AppendDecrypt(buf[:0], ct, aad) }); n != 0 {
+		t.Errorf("AppendDecrypt allocates %v times a call", n)
+	}
+}

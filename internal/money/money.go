@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 )
 
@@ -171,26 +170,34 @@ func MustFormat(minor int64, currency string) string {
 }
 
 func format(minor int64, exp int) string {
+	return string(AppendFormat(make([]byte, 0, 24), minor, exp))
+}
+
+// AppendFormat appends minor in the major unit of a currency of exponent
+// exp, as Format writes it, for bulk writers that format amount after
+// amount into one buffer.
+func AppendFormat(dst []byte, minor int64, exp int) []byte {
 	// Work on the magnitude as uint64: -math.MinInt64 does not fit in int64
 	// but its two's-complement negation is exact in uint64.
 	u := uint64(minor)
 	if minor < 0 {
 		u = -u
+		dst = append(dst, '-')
 	}
-	digits := strconv.FormatUint(u, 10)
-	if len(digits) <= exp {
-		digits = strings.Repeat("0", exp-len(digits)+1) + digits
+	var buf [24]byte
+	digits := strconv.AppendUint(buf[:0], u, 10)
+	n := len(digits) - exp // integer digits
+	if n <= 0 {
+		// Below one major unit: "0." and the zeros the digits lack.
+		dst = append(dst, '0', '.')
+		for range -n {
+			dst = append(dst, '0')
+		}
+		return append(dst, digits...)
 	}
-	var b strings.Builder
-	b.Grow(len(digits) + 2)
-	if minor < 0 {
-		b.WriteByte('-')
-	}
-	n := len(digits) - exp
-	b.WriteString(digits[:n])
+	dst = append(dst, digits[:n]...)
 	if exp > 0 {
-		b.WriteByte('.')
-		b.WriteString(digits[n:])
+		dst = append(append(dst, '.'), digits[n:]...)
 	}
-	return b.String()
+	return dst
 }

@@ -292,3 +292,20 @@ func TestRoundTripAllCurrencies(t *testing.T) {
 		}
 	}
 }
+
+// AppendFormat writes what Format returns after what dst holds.
+func TestAppendFormat(t *testing.T) {
+	for _, tc := range []struct {
+		minor int64
+		exp   int
+		want  string
+	}{{0, 2, "0.00"}, {5, 2, "0.05"}, {1230, 2, "12.30"}, {5, 0, "5"}, {1, 3, "0.001"}, {-7, 4, "-0.0007"}, {123456, 4, "12.3456"}} {
+		if got := string(AppendFormat([]byte("x="), tc.minor, tc.exp)); got != "x="+tc.want {
+			t.Errorf("AppendFormat(%d, %d) = %q, want %q", tc.minor, tc.exp, got, "x="+tc.want)
+		}
+	}
+	buf := make([]byte, 0, 64)
+	if n := testing.AllocsPerRun(100, func() { buf = AppendFormat(buf[:0], 123456789, 2) }); n != 0 {
+		t.Errorf("AppendFormat allocates %v times", n)
+	}
+}
