@@ -13,13 +13,15 @@ func AAD(table, column, primaryKey string) []byte {
 	return AppendAAD(make([]byte, 0, 3*binary.MaxVarintLen64+len(table)+len(column)+len(primaryKey)), table, column, primaryKey)
 }
 
-// AppendAAD is [AAD] appending to dst.
-func AppendAAD(dst []byte, table, column, primaryKey string) []byte {
-	for _, part := range [...]string{table, column, primaryKey} {
+// AppendAAD is [AAD] appending to dst; the primary key may be given as
+// bytes, as bulk readers scan it.
+func AppendAAD[K string | []byte](dst []byte, table, column string, primaryKey K) []byte {
+	for _, part := range [...]string{table, column} {
 		dst = binary.AppendUvarint(dst, uint64(len(part)))
 		dst = append(dst, part...)
 	}
-	return dst
+	dst = binary.AppendUvarint(dst, uint64(len(primaryKey)))
+	return append(dst, primaryKey...)
 }
 
 // The encrypted columns. Their table and column names are part of every

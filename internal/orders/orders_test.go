@@ -563,3 +563,43 @@ func TestSameJudgesARepeatByTheLaterRowsDate(t *testing.T) {
 		}
 	}
 }
+
+// What Seal writes, OpenInto reads back, reusing its buffers; a ciphertext
+// moved to another order does not open.
+func TestSealAndOpenInto(t *testing.T) {
+	keys, err := encryption.ParseKeys(testKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bi, err := encryption.ParseBlindIndexKey(testBlindIndexKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := orders.Sealer{Keys: keys, BlindIndex: bi}
+	var sealed orders.Sealed
+	var opened orders.Opened
+	for _, o := range []orders.NewOrder{
+		{OrderID: "S-1", CustomerEmail: "jane@example.com", CustomerPhone: "+15550100"},
+		{OrderID: "S-2", CustomerEmail: "ü@example.com"},
+		{OrderID: "S-3"},
+	} {
+		if err := s.Seal(&sealed, o); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.OpenInto(&opened, []byte(o.OrderID), sealed.Email, sealed.Phone); err != nil {
+			t.Fatal(err)
+		}
+		if string(opened.Email) != o.CustomerEmail || string(opened.Phone) != o.CustomerPhone {
+			t.Errorf("%s: opened %q %q", o.OrderID, opened.Email, opened.Phone)
+		}
+		if (sealed.EmailIndex == nil) != (o.CustomerEmail == "") {
+			t.Errorf("%s: email index %x", o.OrderID, sealed.EmailIndex)
+		}
+	}
+	if err := s.Seal(&sealed, orders.NewOrder{OrderID: "S-4", CustomerEmail: "a@b.example"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.OpenInto(&opened, []byte("S-5"), sealed.Email, nil); !errors.Is(err, encryption.ErrDecrypt) {
+		t.Errorf("moved ciphertext: %v, want ErrDecrypt", err)
+	}
+}

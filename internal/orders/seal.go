@@ -108,6 +108,37 @@ func (s Sealer) Matches(stored Row, o NewOrder) (bool, error) {
 	return Same(first, o), nil
 }
 
+// Opened holds an order's decrypted customer fields, nil when none was
+// stored. OpenInto reuses its buffers; the values are valid until the next
+// OpenInto into it.
+type Opened struct {
+	Email, Phone      []byte
+	aad, email, phone []byte
+}
+
+// OpenInto decrypts a stored row's customer fields into dst, for bulk
+// readers that scan rows as raw bytes. The error names the row and
+// column, never a value.
+func (s Sealer) OpenInto(dst *Opened, orderID, email, phone []byte) error {
+	dst.Email, dst.Phone = nil, nil
+	var err error
+	if len(email) > 0 {
+		dst.aad = encryption.AppendAAD(dst.aad[:0], encryption.TableOrders, encryption.ColumnCustomerEmail, orderID)
+		if dst.email, err = s.Keys.AppendDecrypt(dst.email[:0], email, dst.aad); err != nil {
+			return fmt.Errorf("%s %s: decrypt %s: %w", encryption.TableOrders, orderID, encryption.ColumnCustomerEmail, err)
+		}
+		dst.Email = dst.email
+	}
+	if len(phone) > 0 {
+		dst.aad = encryption.AppendAAD(dst.aad[:0], encryption.TableOrders, encryption.ColumnCustomerPhone, orderID)
+		if dst.phone, err = s.Keys.AppendDecrypt(dst.phone[:0], phone, dst.aad); err != nil {
+			return fmt.Errorf("%s %s: decrypt %s: %w", encryption.TableOrders, orderID, encryption.ColumnCustomerPhone, err)
+		}
+		dst.Phone = dst.phone
+	}
+	return nil
+}
+
 func (s Sealer) open(r Row) (email, phone string, err error) {
 	if email, err = openField(s.Keys, encryption.TableOrders, encryption.ColumnCustomerEmail, r.OrderID, r.Email); err != nil {
 		return "", "", err
