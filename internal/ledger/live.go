@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jmoiron/sqlx"
 
@@ -73,7 +74,8 @@ func (g GatewayResult) Check() (code, msg string) {
 }
 
 func (g GatewayResult) payment() Payment {
-	return Payment{PaymentID: g.PaymentID, OrderID: g.OrderID, Status: g.Status, GatewayRef: g.GatewayRef, FailureReason: g.FailureReason}
+	return Payment{PaymentID: g.PaymentID, OrderID: g.OrderID, Status: g.Status, GatewayRef: g.GatewayRef,
+		FailureReason: strings.TrimSpace(g.FailureReason)}
 }
 
 func (g GatewayResult) ref() string { return "gateway:" + g.Gateway }

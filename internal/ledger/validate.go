@@ -74,6 +74,9 @@ func validateSettlement(p *Payment) (code, msg string) {
 }
 
 func checkSettlementFields(p *Payment) (code, msg string) {
+	// Trimmed as an import file's value is, so a stored reason reads back
+	// the same from a downloaded file.
+	p.FailureReason = strings.TrimSpace(p.FailureReason)
 	if p.GatewayRef != "" {
 		if m := checkToken(p.GatewayRef, maxGatewayRefLen); m != "" {
 			return CodeMalformed, "gateway_ref " + m
