@@ -17,6 +17,7 @@ import (
 	"github.com/acme/payments/internal/auth"
 	"github.com/acme/payments/internal/codec"
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/export"
 	"github.com/acme/payments/internal/ingest"
 	"github.com/acme/payments/internal/lifecycle"
 	"github.com/acme/payments/internal/metrics"
@@ -33,6 +34,8 @@ type Server struct {
 	Logger   *slog.Logger
 	// Intake starts imports (POST /upload).
 	Intake *ingest.Intake
+	// Exporter streams downloads (GET /download).
+	Exporter *export.Exporter
 	// Orders and Lifecycle serve orders, payments and callbacks.
 	Orders    *orders.Store
 	Lifecycle *lifecycle.Client
@@ -65,6 +68,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /imports/{id}", read(s.getImport))
 	mux.Handle("GET /imports/{id}/rejects", read(s.importRejects))
 	mux.Handle("POST /imports/{id}/cancel", write(s.cancelImport))
+	mux.Handle("GET /download", read(s.download))
 	mux.Handle("POST /orders", write(s.createOrder))
 	mux.Handle("GET /orders", read(s.findOrders))
 	mux.Handle("GET /orders/{id}", read(s.getOrder))

@@ -22,6 +22,7 @@ import (
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/export"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ingest"
 	"github.com/acme/payments/internal/ledger"
@@ -151,6 +152,7 @@ func APIServer(d *Deps) (*api.Server, error) {
 		DB: d.DB, Temporal: d.Temporal, Tokens: tokens, Keys: d.Keys,
 		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
 		Intake:         NewIntake(d),
+		Exporter:       &export.Exporter{DB: d.DB, Keys: d.Keys},
 		Orders:         &orders.Store{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex},
 		Lifecycle:      NewLifecycle(d),
 		WebhookSecrets: secrets,
