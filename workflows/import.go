@@ -109,7 +109,7 @@ func Import(ctx workflow.Context, in ImportInput) (Progress, error) {
 			return finish(ctx, p.ImportID, st, importer.StateFailed, failureMessage(err))
 		}
 	}
-	w := &importWindow{p: p, st: st, parallel: max(p.Parallelism, 1), limit: p.HistoryLimit}
+	w := &importChunks{p: p, st: st, window: window{parallel: max(p.Parallelism, 1)}, limit: p.HistoryLimit}
 	if w.limit <= 0 {
 		w.limit = DefaultHistoryLimit
 	}
@@ -149,21 +149,17 @@ func planImport(ctx workflow.Context, p ImportParams, st *ImportState) error {
 	return nil
 }
 
-// importWindow runs an import's chunks, at most parallel at a time, until
-// they are done, one fails, rejects pass the limit, the import is
-// cancelled, or the history is long enough to continue as new.
-type importWindow struct {
-	p         ImportParams
-	st        *ImportState
-	parallel  int
-	limit     int
-	inflight  int
-	failure   string
-	cancelled bool
-	draining  bool // start no more chunks
+// importChunks runs an import's chunks through a window, until they are
+// done, one fails, rejects pass the limit, the import is cancelled, or the
+// history is long enough to continue as new.
+type importChunks struct {
+	window
+	p     ImportParams
+	st    *ImportState
+	limit int
 }
 
-func (w *importWindow) run(ctx workflow.Context) {
+func (w *importChunks) run(ctx workflow.Context) {
 	heartbeat := w.p.HeartbeatTimeout
 	if heartbeat <= 0 {
 		heartbeat = 30 * time.Second
@@ -176,48 +172,29 @@ func (w *importWindow) run(ctx workflow.Context) {
 			NonRetryableErrorTypes: []string{activities.ErrTypeBadFile},
 		},
 	})
-	sel := workflow.NewSelector(ctx)
-	sel.AddReceive(ctx.Done(), func(workflow.ReceiveChannel, bool) { w.cancelled = true })
-	for {
-		for !w.draining && w.inflight < w.parallel && w.st.Next < len(w.st.Plan.Chunks) {
-			w.start(ctx, chunkCtx, sel)
-		}
-		if w.inflight == 0 && (w.draining || w.st.Next >= len(w.st.Plan.Chunks)) {
-			return
-		}
-		sel.Select(ctx)
+	more := func() bool { return w.st.Next < len(w.st.Plan.Chunks) }
+	w.window.run(ctx, more, func(sel workflow.Selector) { w.start(ctx, chunkCtx, sel) }, func() {
 		switch {
-		case w.cancelled, w.failure != "":
-			w.draining = true
 		case w.p.MaxRejects >= 0 && w.st.Progress.RowsRejected > w.p.MaxRejects:
-			w.failure = fmt.Sprintf("max_rejects exceeded: %d rows rejected, the limit is %d", w.st.Progress.RowsRejected, w.p.MaxRejects)
-			w.draining = true
-		case w.historyFull(ctx) && w.st.Next < len(w.st.Plan.Chunks):
-			w.draining = true
+			w.drain(fmt.Sprintf("max_rejects exceeded: %d rows rejected, the limit is %d", w.st.Progress.RowsRejected, w.p.MaxRejects))
+		case historyFull(ctx, w.limit) && more():
+			w.drain("")
 		}
-		if w.cancelled && w.inflight > 0 {
-			return // activities were asked to stop; don't wait for them
-		}
-	}
+	})
 }
 
 // start runs the next chunk and counts its figures when it commits.
-func (w *importWindow) start(ctx, chunkCtx workflow.Context, sel workflow.Selector) {
+func (w *importChunks) start(ctx, chunkCtx workflow.Context, sel workflow.Selector) {
 	chunk := w.st.Plan.Chunks[w.st.Next]
 	w.st.Next++
-	w.inflight++
 	f := workflow.ExecuteActivity(chunkCtx, importActivities.ImportChunk, activities.ImportChunkInput{
 		ImportID: w.p.ImportID, BlobKey: w.p.BlobKey, Kind: w.st.Plan.Kind, Format: w.st.Plan.Format,
 		Header: w.st.Plan.Header, Chunk: chunk,
 	})
-	sel.AddFuture(f, func(f workflow.Future) {
-		w.inflight--
+	w.add(sel, f, func(f workflow.Future) string {
 		var res importer.ChunkResult
 		if err := f.Get(ctx, &res); err != nil {
-			if w.failure == "" && !w.cancelled {
-				w.failure = fmt.Sprintf("chunk %d: %s", chunk.Index, failureMessage(err))
-			}
-			return
+			return fmt.Sprintf("chunk %d: %s", chunk.Index, failureMessage(err))
 		}
 		pr := &w.st.Progress
 		pr.RowsRead += res.RowsRead
@@ -225,12 +202,8 @@ func (w *importWindow) start(ctx, chunkCtx workflow.Context, sel workflow.Select
 		pr.RowsUnchanged += res.RowsUnchanged
 		pr.RowsRejected += res.RowsRejected
 		pr.ChunksDone++
+		return ""
 	})
-}
-
-func (w *importWindow) historyFull(ctx workflow.Context) bool {
-	info := workflow.GetInfo(ctx)
-	return info.GetCurrentHistoryLength() > w.limit || info.GetContinueAsNewSuggested()
 }
 
 // finish records the final state on the job row, even when the workflow is

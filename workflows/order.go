@@ -220,10 +220,7 @@ func (w *orderPayment) done() bool {
 	return w.st.OrderStatus == string(ledger.OrderCompleted) && len(w.st.Pending) == 0
 }
 
-func (w *orderPayment) historyFull(ctx workflow.Context) bool {
-	info := workflow.GetInfo(ctx)
-	return info.GetCurrentHistoryLength() > w.limit || info.GetContinueAsNewSuggested()
-}
+func (w *orderPayment) historyFull(ctx workflow.Context) bool { return historyFull(ctx, w.limit) }
 
 // takeRecorded makes the recorded attempts pending, each with its deadline.
 func (w *orderPayment) takeRecorded(ctx workflow.Context) {
