@@ -8,6 +8,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/acme/payments/internal/export"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/staging"
@@ -18,6 +19,7 @@ type Activities struct {
 	DB       *sqlx.DB
 	Ledger   *ledger.Ledger
 	Importer *importer.Importer
+	Exporter *export.Exporter
 	Store    *staging.Store
 	// WakeOrder tells an order's open payment workflow that its payments
 	// changed (wired to a signal by the worker).

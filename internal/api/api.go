@@ -16,6 +16,7 @@ import (
 
 	"github.com/acme/payments/internal/auth"
 	"github.com/acme/payments/internal/codec"
+	"github.com/acme/payments/internal/egress"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/export"
 	"github.com/acme/payments/internal/ingest"
@@ -34,8 +35,9 @@ type Server struct {
 	Logger   *slog.Logger
 	// Intake starts imports (POST /upload).
 	Intake *ingest.Intake
-	// Exporter streams downloads (GET /download).
+	// Exporter streams downloads (GET /download); Exports runs export jobs.
 	Exporter *export.Exporter
+	Exports  *egress.Exports
 	// Orders and Lifecycle serve orders, payments and callbacks.
 	Orders    *orders.Store
 	Lifecycle *lifecycle.Client
@@ -69,6 +71,11 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /imports/{id}/rejects", read(s.importRejects))
 	mux.Handle("POST /imports/{id}/cancel", write(s.cancelImport))
 	mux.Handle("GET /download", read(s.download))
+	mux.Handle("POST /exports", write(s.createExport))
+	mux.Handle("GET /exports", read(s.listExports))
+	mux.Handle("GET /exports/{id}", read(s.getExport))
+	mux.Handle("GET /exports/{id}/file", read(s.exportFile))
+	mux.Handle("POST /exports/{id}/cancel", write(s.cancelExport))
 	mux.Handle("POST /orders", write(s.createOrder))
 	mux.Handle("GET /orders", read(s.findOrders))
 	mux.Handle("GET /orders/{id}", read(s.getOrder))

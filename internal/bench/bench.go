@@ -117,6 +117,7 @@ func StartStack(ctx context.Context, o Options) (*Stack, error) {
 		APITokens: s.Token + ":read+write", MaxUploadBytes: 64 << 30,
 		WebhookSecrets:  benchGateway + ":" + benchGatewaySecret,
 		ImportChunkRows: o.ChunkRows, ImportParallelism: o.Parallelism, LogLevel: "warn",
+		ExportChunkRows: config.DefaultExportChunkRows, ExportParallelism: config.DefaultExportParallelism,
 	}
 	s.Config = c
 	d, err := service.Open(ctx, c, o.Logger, true)

@@ -36,6 +36,8 @@ type Config struct {
 	MaxUploadBytes    int64
 	ImportChunkRows   int
 	ImportParallelism int
+	ExportChunkRows   int
+	ExportParallelism int
 	// AttemptTimeout fails a payment attempt its gateway never answers.
 	AttemptTimeout time.Duration
 	LogLevel       string
@@ -51,6 +53,8 @@ const (
 	DefaultMaxUploadBytes    = 2 << 30
 	DefaultImportChunkRows   = 25000
 	DefaultImportParallelism = 4
+	DefaultExportChunkRows   = 100_000
+	DefaultExportParallelism = 2
 )
 
 // Flags are the flags shared by every command that runs part of the service;
@@ -73,6 +77,8 @@ func Flags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-upload-bytes", EnvVars: []string{"PAYMENTS_MAX_UPLOAD_BYTES"}, Value: DefaultMaxUploadBytes, Usage: "largest accepted upload"},
 		&cli.IntFlag{Name: "import-chunk-rows", EnvVars: []string{"PAYMENTS_IMPORT_CHUNK_ROWS"}, Value: DefaultImportChunkRows, Usage: "rows per import chunk"},
 		&cli.IntFlag{Name: "import-parallelism", EnvVars: []string{"PAYMENTS_IMPORT_PARALLELISM"}, Value: DefaultImportParallelism, Usage: "import chunks in flight"},
+		&cli.IntFlag{Name: "export-chunk-rows", EnvVars: []string{"PAYMENTS_EXPORT_CHUNK_ROWS"}, Value: DefaultExportChunkRows, Usage: "rows per export part"},
+		&cli.IntFlag{Name: "export-parallelism", EnvVars: []string{"PAYMENTS_EXPORT_PARALLELISM"}, Value: DefaultExportParallelism, Usage: "export parts written at once"},
 		&cli.DurationFlag{Name: "attempt-timeout", EnvVars: []string{"PAYMENTS_ATTEMPT_TIMEOUT"}, Value: 15 * time.Minute, Usage: "fail a payment attempt its gateway never answers after this long (reason TIMEOUT)"},
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"PAYMENTS_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 	}
@@ -97,6 +103,8 @@ func FromCLI(c *cli.Context) (Config, error) {
 		MaxUploadBytes:    c.Int64("max-upload-bytes"),
 		ImportChunkRows:   c.Int("import-chunk-rows"),
 		ImportParallelism: c.Int("import-parallelism"),
+		ExportChunkRows:   c.Int("export-chunk-rows"),
+		ExportParallelism: c.Int("export-parallelism"),
 		AttemptTimeout:    c.Duration("attempt-timeout"),
 		LogLevel:          c.String("log-level"),
 	}
@@ -119,6 +127,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("PAYMENTS_IMPORT_CHUNK_ROWS must be 1..1000000, got %d", c.ImportChunkRows)
 	case c.ImportParallelism < 1 || c.ImportParallelism > 256:
 		return fmt.Errorf("PAYMENTS_IMPORT_PARALLELISM must be 1..256, got %d", c.ImportParallelism)
+	case c.ExportChunkRows < 1 || c.ExportChunkRows > 10_000_000:
+		return fmt.Errorf("PAYMENTS_EXPORT_CHUNK_ROWS must be 1..10000000, got %d", c.ExportChunkRows)
+	case c.ExportParallelism < 1 || c.ExportParallelism > 64:
+		return fmt.Errorf("PAYMENTS_EXPORT_PARALLELISM must be 1..64, got %d", c.ExportParallelism)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

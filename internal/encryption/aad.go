@@ -15,7 +15,7 @@ func AAD(table, column, primaryKey string) []byte {
 
 // AppendAAD is [AAD] appending to dst; the primary key may be given as
 // bytes, as bulk readers scan it.
-func AppendAAD[K string | []byte](dst []byte, table, column string, primaryKey K) []byte {
+func AppendAAD[K ~string | ~[]byte](dst []byte, table, column string, primaryKey K) []byte {
 	for _, part := range [...]string{table, column} {
 		dst = binary.AppendUvarint(dst, uint64(len(part)))
 		dst = append(dst, part...)

@@ -2,6 +2,7 @@ package export
 
 import (
 	"fmt"
+	"io"
 	"unicode/utf8"
 
 	"github.com/acme/payments/internal/records"
@@ -155,4 +156,44 @@ func appendJSONString(dst, s []byte) []byte {
 	}
 	dst = append(dst, s[start:]...)
 	return append(dst, '"')
+}
+
+// JoinParts writes a file of p's format: the header, the records of parts
+// in order (each opened with open), the footer. A JSON file's first record
+// drops its leading comma. It returns the rows of the parts.
+func JoinParts(w io.Writer, p Params, parts []Part, open func(key string) (io.ReadCloser, error)) (int64, error) {
+	enc, err := NewEncoding(p)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := w.Write(enc.AppendHeader(nil)); err != nil {
+		return 0, fmt.Errorf("write file: %w", err)
+	}
+	var rows int64
+	skip := enc.SkipFirst()
+	for _, part := range parts {
+		if part.Rows == 0 {
+			continue
+		}
+		r, err := open(part.PartKey)
+		if err != nil {
+			return rows, fmt.Errorf("part %d: %w", part.Chunk, err)
+		}
+		if skip > 0 {
+			_, err = io.CopyN(io.Discard, r, int64(skip))
+			skip = 0
+		}
+		if err == nil {
+			_, err = io.Copy(w, r)
+		}
+		r.Close()
+		if err != nil {
+			return rows, fmt.Errorf("part %d: %w", part.Chunk, err)
+		}
+		rows += part.Rows
+	}
+	if _, err := w.Write(enc.AppendFooter(nil)); err != nil {
+		return rows, fmt.Errorf("write file: %w", err)
+	}
+	return rows, nil
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/acme/payments/internal/api"
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/database"
+	"github.com/acme/payments/internal/egress"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/export"
 	"github.com/acme/payments/internal/importer"
@@ -125,12 +126,14 @@ func NewWorker(d *Deps) worker.Worker {
 	})
 	w.RegisterWorkflow(workflows.Import)
 	w.RegisterWorkflow(workflows.OrderPayment)
+	w.RegisterWorkflow(workflows.Export)
 	w.RegisterActivity(&activities.Activities{
 		DB:        d.DB,
 		Ledger:    d.Ledger,
 		Store:     d.Store,
 		WakeOrder: NewLifecycle(d).Wake,
 		Importer:  &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger},
+		Exporter:  &export.Exporter{DB: d.DB, Keys: d.Keys},
 	})
 	return w
 }
@@ -153,6 +156,7 @@ func APIServer(d *Deps) (*api.Server, error) {
 		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
 		Intake:         NewIntake(d),
 		Exporter:       &export.Exporter{DB: d.DB, Keys: d.Keys},
+		Exports:        NewExports(d),
 		Orders:         &orders.Store{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex},
 		Lifecycle:      NewLifecycle(d),
 		WebhookSecrets: secrets,
@@ -163,6 +167,13 @@ func APIServer(d *Deps) (*api.Server, error) {
 // d's connections.
 func NewLifecycle(d *Deps) *lifecycle.Client {
 	return &lifecycle.Client{Temporal: d.Temporal, Ledger: d.Ledger, AttemptTimeout: d.Config.AttemptTimeout}
+}
+
+// NewExports starts and serves exports with d's connections and export
+// settings.
+func NewExports(d *Deps) *egress.Exports {
+	return &egress.Exports{DB: d.DB, Store: d.Store, Temporal: d.Temporal, Logger: d.Logger,
+		ChunkRows: d.Config.ExportChunkRows, Parallelism: d.Config.ExportParallelism}
 }
 
 // NewIntake takes in files for import with d's connections and import settings.

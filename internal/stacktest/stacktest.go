@@ -76,6 +76,8 @@ func Config(t testing.TB, temporalAddr string) config.Config {
 		MaxUploadBytes:    config.DefaultMaxUploadBytes,
 		ImportChunkRows:   config.DefaultImportChunkRows,
 		ImportParallelism: config.DefaultImportParallelism,
+		ExportChunkRows:   config.DefaultExportChunkRows,
+		ExportParallelism: config.DefaultExportParallelism,
 		LogLevel:          "warn",
 	}
 }

@@ -1,0 +1,190 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/acme/payments/internal/auth"
+	"github.com/acme/payments/internal/export"
+	"github.com/acme/payments/workflows"
+)
+
+// exportResponse is POST /exports' answer.
+type exportResponse struct {
+	ExportID   string `json:"export_id"`
+	WorkflowID string `json:"workflow_id"`
+	StatusURL  string `json:"status_url"`
+}
+
+// createExport starts an export of the parameters given as a JSON object,
+// a form or the query string: 202 for a new export, 200 with the running
+// one for the same parameters (the caller's pii scope included).
+func (s *Server) createExport(w http.ResponseWriter, r *http.Request) {
+	values, ok := exportValues(w, r)
+	if !ok {
+		return
+	}
+	p, err := export.ParseParams(values, auth.ScopesFrom(r.Context()).Has(auth.PII))
+	if err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	job, created, err := s.Exports.Start(r.Context(), p)
+	if err != nil {
+		s.internalError(w, "start export", err)
+		return
+	}
+	status := http.StatusAccepted
+	if !created {
+		status = http.StatusOK
+	}
+	WriteJSON(w, status, exportResponse{ExportID: job.ExportID, WorkflowID: job.WorkflowID, StatusURL: "/exports/" + job.ExportID})
+}
+
+// exportValues reads POST /exports' parameters.
+func exportValues(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
+	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	switch mediaType {
+	case "application/json":
+		var body map[string]string
+		if !decodeJSON(w, r, &body) {
+			return nil, false
+		}
+		v := url.Values{}
+		for k, val := range body {
+			v.Set(k, val)
+		}
+		return v, true
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
+		if err := r.ParseForm(); err != nil {
+			WriteError(w, http.StatusBadRequest, "bad_request", "form body: "+jsonProblem(err))
+			return nil, false
+		}
+		return r.Form, true
+	}
+	if n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, 1)); n > 0 {
+		WriteError(w, http.StatusBadRequest, "bad_request", "send the parameters as JSON, a form or the query string")
+		return nil, false
+	}
+	return r.URL.Query(), true
+}
+
+func (s *Server) listExports(w http.ResponseWriter, r *http.Request) {
+	limit := 100
+	q := r.URL.Query()
+	for k := range q {
+		if k != "limit" && k != "cursor" {
+			WriteError(w, http.StatusBadRequest, "bad_request", "unknown parameter "+strconv.Quote(k))
+			return
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			WriteError(w, http.StatusBadRequest, "bad_request", "limit must be 1..1000")
+			return
+		}
+		limit = n
+	}
+	jobs, next, err := export.ListJobs(r.Context(), s.DB, limit, q.Get("cursor"))
+	if errors.Is(err, export.ErrBadCursor) {
+		WriteError(w, http.StatusBadRequest, "bad_request", "cursor is not one this API gave")
+		return
+	}
+	if err != nil {
+		s.internalError(w, "list exports", err)
+		return
+	}
+	out := map[string]any{"exports": jobs}
+	if next != "" {
+		out["next_cursor"] = next
+	}
+	WriteJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getExport(w http.ResponseWriter, r *http.Request) {
+	if job, ok := s.exportJob(w, r); ok {
+		WriteJSON(w, http.StatusOK, job)
+	}
+}
+
+// exportFile streams a finished export's file. A file with unmasked fields
+// is for pii tokens only.
+func (s *Server) exportFile(w http.ResponseWriter, r *http.Request) {
+	job, ok := s.exportJob(w, r)
+	if !ok {
+		return
+	}
+	if job.PII && !auth.ScopesFrom(r.Context()).Has(auth.PII) {
+		WriteError(w, http.StatusForbidden, "forbidden", "this export shows sensitive fields unmasked: it needs a token with the pii scope")
+		return
+	}
+	if job.State != export.StateCompleted {
+		WriteError(w, http.StatusConflict, "conflict", "export is "+job.State+", its file is not ready")
+		return
+	}
+	f, err := s.Exports.Open(r.Context(), job)
+	if err != nil {
+		s.internalError(w, "open export file", err)
+		return
+	}
+	defer f.Close()
+	p, err := job.Params()
+	if err != nil {
+		s.internalError(w, "read export", err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", p.ContentType())
+	h.Set("Content-Disposition", `attachment; filename="`+job.Filename()+`"`)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if masked := p.MaskedFields(); masked != "" {
+		h.Set("X-Payments-Masked", masked)
+	}
+	if job.FileBytes != nil {
+		h.Set("Content-Length", strconv.FormatInt(*job.FileBytes, 10))
+	}
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, f); err != nil {
+		if r.Context().Err() == nil {
+			s.Logger.Error("export file aborted", "export_id", job.ExportID, "error", err.Error())
+		}
+		panic(http.ErrAbortHandler) // a broken transfer, never a short file
+	}
+}
+
+func (s *Server) cancelExport(w http.ResponseWriter, r *http.Request) {
+	job, ok := s.exportJob(w, r)
+	if !ok {
+		return
+	}
+	if job.State != export.StateRunning {
+		WriteError(w, http.StatusConflict, "conflict", "export is "+job.State+", not RUNNING")
+		return
+	}
+	if err := s.Exports.Cancel(r.Context(), job.ExportID); err != nil {
+		s.internalError(w, "cancel export", err)
+		return
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]string{"export_id": job.ExportID,
+		"workflow_id": workflows.ExportWorkflowID(job.ExportID), "state": "CANCELLING"})
+}
+
+func (s *Server) exportJob(w http.ResponseWriter, r *http.Request) (export.Job, bool) {
+	job, err := export.GetJob(r.Context(), s.DB, r.PathValue("id"))
+	if errors.Is(err, export.ErrJobNotFound) {
+		WriteError(w, http.StatusNotFound, "not_found", "no export "+strconv.Quote(r.PathValue("id")))
+		return job, false
+	}
+	if err != nil {
+		s.internalError(w, "read export", err)
+		return job, false
+	}
+	return job, true
+}
