@@ -60,6 +60,7 @@ func newApp() *cli.App {
 			},
 			importCommand(),
 			importsCommand(),
+			exportCommand(),
 			genCommand(),
 			benchCommand(),
 			orderCommand(),

@@ -281,6 +281,9 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 		{"no-such-command"},
 		{"--import-chunk-rows", "0", "migrate"},
 		{"migrate", "extra-arg"},
+		{"pay", "ORD-1", "--method", "CARD"},
+		{"export", "--type", "orders"},
+		{"--export-parallelism", "0", "export", "--type", "orders", "--format", "csv"},
 	} {
 		cmd := exec.Command(bin, args...)
 		var stderr bytes.Buffer
@@ -392,6 +395,38 @@ func TestGenImportFollowAndImports(t *testing.T) {
 	}
 	if code, _, _ := cli("order", "NO-SUCH-ORDER"); code != 1 {
 		t.Fatalf("order of an unknown id: %d", code)
+	}
+
+	// export writes the file of an export workflow; the file imports again
+	// unchanged.
+	out := filepath.Join(t.TempDir(), "orders-export.csv")
+	code, _, stderr = cli("export", "--type", "orders", "--format", "csv", "--pii", "-o", out)
+	if code != 0 || !strings.Contains(stderr, "wrote ") {
+		t.Fatalf("export: %d %s", code, stderr)
+	}
+	if fi, err := os.Stat(out); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("export file: %v %v", fi, err)
+	}
+	code, stdout, stderr = cli("import", out, "--wait")
+	if code != 0 || !strings.Contains(stdout, `"rows_written": 0`) || !strings.Contains(stdout, `"rows_rejected": 0`) {
+		t.Fatalf("import of the exported file: %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	code, stdout, _ = cli("export", "--type", "orders", "--format", "ndjson", "-o", "-")
+	if code != 0 || !strings.Contains(stdout, `***@`) || strings.Count(stdout, "\n") < 200 {
+		t.Fatalf("export to stdout: %d %.300s", code, stdout)
+	}
+	for _, args := range [][]string{{"export", "--type", "orders", "--format", "pdf"}, {"export", "--format", "csv"},
+		{"export", "--type", "orders", "--format", "csv", "--from", "soon"}} {
+		if code, _, stderr := cli(args...); code != 2 || strings.Count(strings.TrimSpace(stderr), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q", args, code, stderr)
+		}
+	}
+	// In a terminal it draws the import's progress bar.
+	tty := exec.Command("script", "-qec", bin+" export --type payments --format json -o /dev/null", "/dev/null")
+	tty.Env = append(os.Environ(), env...)
+	drawn, err := tty.CombinedOutput()
+	if err != nil || !strings.Contains(string(drawn), "rows/s") || !strings.Contains(string(drawn), "COMPLETED") {
+		t.Errorf("export in a terminal: %v\n%s", err, drawn)
 	}
 	p.stop(t)
 }

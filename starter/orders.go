@@ -46,14 +46,18 @@ func payCommand() *cli.Command {
 		Usage:     "record a payment attempt for an order (PENDING until its gateway answers)",
 		ArgsUsage: "ORDER_ID",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "amount", Required: true, Usage: "amount in the order's currency, e.g. 12.30"},
-			&cli.StringFlag{Name: "method", Required: true, Usage: "CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH or VOUCHER"},
+			&cli.StringFlag{Name: "amount", Usage: "amount in the order's currency, e.g. 12.30 (required)"},
+			&cli.StringFlag{Name: "method", Usage: "CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH or VOUCHER (required)"},
 			&cli.StringFlag{Name: "payment-id", Usage: "the attempt's id (default: a new random one)"},
 			&cli.StringFlag{Name: "details", Usage: "card number, account or wallet id"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
 				return usageError{errors.New("pay takes one ORDER_ID")}
+			}
+			// Checked here rather than by urfave, whose check exits 1.
+			if c.String("amount") == "" || c.String("method") == "" {
+				return usageError{errors.New("pay needs --amount and --method")}
 			}
 			cfg, err := config.FromCLI(c)
 			if err != nil {
