@@ -50,16 +50,8 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 // startDownload sends the headers of a download and returns where its
 // bytes go: gzipped when the client asks for it.
 func startDownload(w http.ResponseWriter, r *http.Request, p export.Params, now time.Time) io.Writer {
+	setFileHeaders(w, p, p.Filename(now))
 	h := w.Header()
-	h.Set("Content-Type", p.ContentType())
-	h.Set("Content-Disposition", `attachment; filename="`+p.Filename(now)+`"`)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Cache-Control", "no-store")
-	if masked := p.MaskedFields(); masked != "" {
-		// Masked values are not the stored ones: such a file is not a
-		// faithful import file.
-		h.Set("X-Payments-Masked", masked)
-	}
 	h.Add("Vary", "Accept-Encoding")
 	if !acceptsGzip(r) {
 		w.WriteHeader(http.StatusOK)
@@ -69,6 +61,20 @@ func startDownload(w http.ResponseWriter, r *http.Request, p export.Params, now 
 	w.WriteHeader(http.StatusOK)
 	gz, _ := gzip.NewWriterLevel(w, gzip.BestSpeed) // a valid level: no error
 	return gz
+}
+
+// setFileHeaders sets the headers of a download of an export of p.
+func setFileHeaders(w http.ResponseWriter, p export.Params, filename string) {
+	h := w.Header()
+	h.Set("Content-Type", p.ContentType())
+	h.Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Cache-Control", "no-store")
+	if masked := p.MaskedFields(); masked != "" {
+		// Masked values are not the stored ones: such a file is not a
+		// faithful import file.
+		h.Set("X-Payments-Masked", masked)
+	}
 }
 
 func acceptsGzip(r *http.Request) bool {

@@ -139,16 +139,9 @@ func (s *Server) exportFile(w http.ResponseWriter, r *http.Request) {
 		s.internalError(w, "read export", err)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", p.ContentType())
-	h.Set("Content-Disposition", `attachment; filename="`+job.Filename()+`"`)
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
-	if masked := p.MaskedFields(); masked != "" {
-		h.Set("X-Payments-Masked", masked)
-	}
+	setFileHeaders(w, p, job.Filename())
 	if job.FileBytes != nil {
-		h.Set("Content-Length", strconv.FormatInt(*job.FileBytes, 10))
+		w.Header().Set("Content-Length", strconv.FormatInt(*job.FileBytes, 10))
 	}
 	w.WriteHeader(http.StatusOK)
 	if _, err := io.Copy(w, f); err != nil {

@@ -567,15 +567,8 @@ func TestSameJudgesARepeatByTheLaterRowsDate(t *testing.T) {
 // What Seal writes, OpenInto reads back, reusing its buffers; a ciphertext
 // moved to another order does not open.
 func TestSealAndOpenInto(t *testing.T) {
-	keys, err := encryption.ParseKeys(testKeys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bi, err := encryption.ParseBlindIndexKey(testBlindIndexKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := orders.Sealer{Keys: keys, BlindIndex: bi}
+	store := newStore(t)
+	s := orders.Sealer{Keys: store.Keys, BlindIndex: store.BlindIndex}
 	var sealed orders.Sealed
 	var opened orders.Opened
 	for _, o := range []orders.NewOrder{
