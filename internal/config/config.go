@@ -38,6 +38,9 @@ type Config struct {
 	ImportParallelism int
 	ExportChunkRows   int
 	ExportParallelism int
+	// StagingRetention is how long staged uploads are kept; zero keeps
+	// them.
+	StagingRetention time.Duration
 	// AttemptTimeout fails a payment attempt its gateway never answers.
 	AttemptTimeout time.Duration
 	LogLevel       string
@@ -55,6 +58,7 @@ const (
 	DefaultImportParallelism = 4
 	DefaultExportChunkRows   = 100_000
 	DefaultExportParallelism = 2
+	DefaultStagingRetention  = 7 * 24 * time.Hour
 )
 
 // Flags are the flags shared by every command that runs part of the service;
@@ -79,6 +83,7 @@ func Flags() []cli.Flag {
 		&cli.IntFlag{Name: "import-parallelism", EnvVars: []string{"PAYMENTS_IMPORT_PARALLELISM"}, Value: DefaultImportParallelism, Usage: "import chunks in flight"},
 		&cli.IntFlag{Name: "export-chunk-rows", EnvVars: []string{"PAYMENTS_EXPORT_CHUNK_ROWS"}, Value: DefaultExportChunkRows, Usage: "rows per export part"},
 		&cli.IntFlag{Name: "export-parallelism", EnvVars: []string{"PAYMENTS_EXPORT_PARALLELISM"}, Value: DefaultExportParallelism, Usage: "export parts written at once"},
+		&cli.DurationFlag{Name: "staging-retention", EnvVars: []string{"PAYMENTS_STAGING_RETENTION"}, Value: DefaultStagingRetention, Usage: "delete staged uploads this long after they were written (0: keep them)"},
 		&cli.DurationFlag{Name: "attempt-timeout", EnvVars: []string{"PAYMENTS_ATTEMPT_TIMEOUT"}, Value: 15 * time.Minute, Usage: "fail a payment attempt its gateway never answers after this long (reason TIMEOUT)"},
 		&cli.StringFlag{Name: "log-level", EnvVars: []string{"PAYMENTS_LOG_LEVEL"}, Value: "info", Usage: "debug, info, warn or error"},
 	}
@@ -105,6 +110,7 @@ func FromCLI(c *cli.Context) (Config, error) {
 		ImportParallelism: c.Int("import-parallelism"),
 		ExportChunkRows:   c.Int("export-chunk-rows"),
 		ExportParallelism: c.Int("export-parallelism"),
+		StagingRetention:  c.Duration("staging-retention"),
 		AttemptTimeout:    c.Duration("attempt-timeout"),
 		LogLevel:          c.String("log-level"),
 	}
@@ -129,6 +135,8 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("PAYMENTS_IMPORT_PARALLELISM must be 1..256, got %d", c.ImportParallelism)
 	case c.ExportChunkRows < 1 || c.ExportChunkRows > 10_000_000:
 		return fmt.Errorf("PAYMENTS_EXPORT_CHUNK_ROWS must be 1..10000000, got %d", c.ExportChunkRows)
+	case c.StagingRetention < 0:
+		return fmt.Errorf("PAYMENTS_STAGING_RETENTION must not be negative, got %s", c.StagingRetention)
 	case c.ExportParallelism < 1 || c.ExportParallelism > 64:
 		return fmt.Errorf("PAYMENTS_EXPORT_PARALLELISM must be 1..64, got %d", c.ExportParallelism)
 	}

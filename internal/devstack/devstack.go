@@ -71,6 +71,7 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
+	go service.SweepStaging(ctx, d, time.Hour)
 
 	s, err := service.APIServer(d)
 	if err != nil {

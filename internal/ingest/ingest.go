@@ -42,6 +42,9 @@ type Options struct {
 	MaxRejects int64
 }
 
+// uploadsPrefix is where uploads are staged.
+const uploadsPrefix = "uploads/"
+
 // ErrBadOption is returned for options that cannot be right.
 var ErrBadOption = errors.New("bad import option")
 
@@ -55,7 +58,7 @@ func (in *Intake) Start(ctx context.Context, r io.Reader, opts Options) (importe
 	if opts.MaxRejects < 0 {
 		return importer.Job{}, false, fmt.Errorf("%w: max_rejects must be 0 or more", ErrBadOption)
 	}
-	obj, err := in.Store.Put(ctx, "uploads/", r, in.MaxBytes)
+	obj, err := in.Store.Put(ctx, uploadsPrefix, r, in.MaxBytes)
 	if err != nil {
 		return importer.Job{}, false, err
 	}
@@ -159,4 +162,24 @@ func Follow(ctx context.Context, db *sqlx.DB, c client.Client, importID string, 
 		case <-time.After(every):
 		}
 	}
+}
+
+// SweepUploads deletes the staged uploads last written before before,
+// except those of imports still running, which read them, and returns how
+// many it deleted (SPEC 4: staged files hold customer data; they are kept
+// only PAYMENTS_STAGING_RETENTION).
+func (in *Intake) SweepUploads(ctx context.Context, before time.Time) (int, error) {
+	var running []string
+	if err := in.DB.SelectContext(ctx, &running, "SELECT blob_key FROM import_jobs WHERE state = ?", importer.StateRunning); err != nil {
+		return 0, fmt.Errorf("sweep uploads: %w", err)
+	}
+	keep := make(map[string]bool, len(running))
+	for _, k := range running {
+		keep[k] = true
+	}
+	n, err := in.Store.DeleteOlderThan(ctx, uploadsPrefix, before, func(key string) bool { return keep[key] })
+	if err != nil {
+		return n, fmt.Errorf("sweep uploads: %w", err)
+	}
+	return n, nil
 }

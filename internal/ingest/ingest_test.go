@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -350,5 +352,42 @@ func TestUploadAfterDatabaseRestoreRunsTheImportAgain(t *testing.T) {
 	}
 	if n := s.count(t, "SELECT COUNT(*) FROM orders"); n != 100 {
 		t.Fatalf("%d orders after the second run, want 100", n)
+	}
+}
+
+// The retention sweep deletes old uploads, but not those of imports still
+// running, nor new ones.
+func TestSweepUploadsKeepsRunningImports(t *testing.T) {
+	s, w := newStack(t, 1000, 1)
+	ctx := context.Background()
+	done, _, err := s.in.Start(ctx, strings.NewReader("order_id,order_amount\nS-1,1.00\n"), ingest.Options{MaxRejects: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wait(t, done.ImportID)
+	w.Stop() // the next import stays RUNNING
+	running, _, err := s.in.Start(ctx, strings.NewReader("order_id,order_amount\nS-2,1.00\n"), ingest.Options{MaxRejects: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, _, err := s.in.Start(ctx, strings.NewReader("order_id,order_amount\nS-3,1.00\n"), ingest.Options{MaxRejects: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Age the first two uploads on disk.
+	old := time.Now().Add(-30 * 24 * time.Hour)
+	for _, key := range []string{done.BlobKey, running.BlobKey} {
+		if err := os.Chtimes(filepath.Join(s.d.Config.BlobDir(), key), old, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := s.in.SweepUploads(ctx, time.Now().Add(-7*24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v; want 1", n, err)
+	}
+	for key, want := range map[string]bool{done.BlobKey: false, running.BlobKey: true, fresh.BlobKey: true} {
+		if _, err := s.d.Store.Size(ctx, key); (err == nil) != want {
+			t.Errorf("%s kept = %v, want %v (%v)", key, err == nil, want, err)
+		}
 	}
 }

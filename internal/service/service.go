@@ -221,10 +221,35 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker started", "task_queue", workflows.TaskQueue, "temporal", cfg.TemporalAddress)
+	go SweepStaging(ctx, d, time.Hour)
 	<-ctx.Done()
 	w.Stop()
 	logger.Info("worker stopped")
 	return nil
+}
+
+// SweepStaging deletes staged uploads past PAYMENTS_STAGING_RETENTION now
+// and then every interval, until ctx ends. Workers run it; several at once
+// only delete the same files.
+func SweepStaging(ctx context.Context, d *Deps, every time.Duration) {
+	if d.Config.StagingRetention <= 0 {
+		return
+	}
+	in := NewIntake(d)
+	for {
+		n, err := in.SweepUploads(ctx, time.Now().Add(-d.Config.StagingRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			d.Logger.Warn("staging retention sweep", "error", err.Error())
+		case n > 0:
+			d.Logger.Info("staging retention sweep", "deleted_uploads", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(every):
+		}
+	}
 }
 
 // ListenAndServe serves h on addr until ctx ends, then drains requests.

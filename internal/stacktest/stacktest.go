@@ -78,6 +78,7 @@ func Config(t testing.TB, temporalAddr string) config.Config {
 		ImportParallelism: config.DefaultImportParallelism,
 		ExportChunkRows:   config.DefaultExportChunkRows,
 		ExportParallelism: config.DefaultExportParallelism,
+		StagingRetention:  config.DefaultStagingRetention,
 		LogLevel:          "warn",
 	}
 }

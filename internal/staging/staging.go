@@ -492,12 +492,13 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 // DeleteOlderThan deletes the objects under prefix last modified before
 // before (the retention sweep of staged uploads) and returns how many it
 // deleted. On a local store it also deletes the temporary files that
-// interrupted writes left behind, by the same rule. An object deleted
-// meanwhile by someone else is not counted and is not an error.
-func (s *Store) DeleteOlderThan(ctx context.Context, prefix string, before time.Time) (int, error) {
+// interrupted writes left behind, by the same rule. Objects keep (if not
+// nil) holds on to stay. An object deleted meanwhile by someone else is not
+// counted and is not an error.
+func (s *Store) DeleteOlderThan(ctx context.Context, prefix string, before time.Time, keep func(key string) bool) (int, error) {
 	var old []string
 	err := s.each(ctx, prefix, func(o *blob.ListObject) {
-		if o.ModTime.Before(before) {
+		if o.ModTime.Before(before) && (keep == nil || !keep(o.Key)) {
 			old = append(old, o.Key)
 		}
 	})

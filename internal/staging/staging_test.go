@@ -670,7 +670,7 @@ func TestDeleteOlderThan(t *testing.T) {
 	}
 	os.Chtimes(rawPath(root, stranded), now.Add(-72*time.Hour), now.Add(-72*time.Hour))
 
-	n, err := s.DeleteOlderThan(ctx, "uploads/", now.Add(-24*time.Hour))
+	n, err := s.DeleteOlderThan(ctx, "uploads/", now.Add(-24*time.Hour), nil)
 	if err != nil || n != 3 {
 		t.Fatalf("DeleteOlderThan = %d, %v; want 3", n, err)
 	}
@@ -683,7 +683,7 @@ func TestDeleteOlderThan(t *testing.T) {
 	if f := files(t, root); len(f) != 2 {
 		t.Fatalf("files left: %v", f)
 	}
-	if n, err := s.DeleteOlderThan(ctx, "uploads/", now.Add(-24*time.Hour)); err != nil || n != 0 {
+	if n, err := s.DeleteOlderThan(ctx, "uploads/", now.Add(-24*time.Hour), nil); err != nil || n != 0 {
 		t.Fatalf("second sweep = %d, %v", n, err)
 	}
 }
