@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -64,78 +65,168 @@ type Written struct {
 }
 
 // WriteRecords writes the records of p's rows in r to w, in primary-key
-// order, without a header or footer (see Format). Each JSON record starts
-// with a comma (see Encoding). Rows are read a page at a time, each page a
-// query of its own that starts after the last key seen, so no query holds
-// a long snapshot and nothing is read twice or skipped. A read or write
-// error stops it; ctx's end stops the current query.
+// order, without a header or footer (see Encoding). Each JSON record starts
+// with a comma. Rows are read a page at a time, each page a query of its
+// own that starts after the last key seen, so no query holds a long
+// snapshot and nothing is read twice or skipped. One goroutine reads pages
+// while this one decrypts and formats the rows read before, through a few
+// batches of raw rows that go back and forth, so memory stays the same
+// whatever the row count. A read or write error stops both; ctx's end
+// stops the current query.
 func (x *Exporter) WriteRecords(ctx context.Context, w io.Writer, p Params, r Range) (Written, error) {
 	enc, err := NewEncoding(p)
 	if err != nil {
 		return Written{}, err
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	free, full := make(chan *batch, batchesInFlight), make(chan *batch, batchesInFlight)
+	for range batchesInFlight {
+		free <- &batch{}
+	}
+	readErr := make(chan error, 1)
+	go func() {
+		defer close(full)
+		readErr <- x.read(ctx, p, r, free, full)
+	}()
+	rw := rowWriter{enc: enc, p: p, keys: x.Keys}
+	var out Written
+	for b := range full {
+		for i := range b.rows {
+			b.row(i, rw.raw[:])
+			if err := rw.write(); err != nil {
+				cancel()
+				return out, err
+			}
+			if out.Rows == 0 {
+				out.FirstKey = string(rw.raw[0])
+			}
+			out.Rows++
+		}
+		if b.rows > 0 {
+			out.LastKey = string(rw.raw[0])
+		}
+		free <- b
+		if len(rw.buf) >= flushBytes {
+			if err := rw.flush(w); err != nil {
+				cancel()
+				return out, err
+			}
+		}
+	}
+	if err := <-readErr; err != nil {
+		return out, err
+	}
+	return out, rw.flush(w)
+}
+
+// Sizes of WriteRecords' pipeline.
+const (
+	batchRows       = 1000
+	batchesInFlight = 4
+	flushBytes      = 256 << 10
+)
+
+// batch is raw rows read and not yet formatted: every column's bytes back
+// to back in arena, ends[i] where value i ends.
+type batch struct {
+	arena []byte
+	ends  []int
+	cols  int
+	rows  int
+}
+
+func (b *batch) reset(cols int) {
+	b.arena, b.ends, b.cols, b.rows = b.arena[:0], b.ends[:0], cols, 0
+}
+
+func (b *batch) add(raw []sql.RawBytes) {
+	for _, v := range raw {
+		b.arena = append(b.arena, v...)
+		b.ends = append(b.ends, len(b.arena))
+	}
+	b.rows++
+}
+
+// row points dst at row i's values.
+func (b *batch) row(i int, dst [][]byte) {
+	start := 0
+	if i > 0 {
+		start = b.ends[i*b.cols-1]
+	}
+	for c := range b.cols {
+		end := b.ends[i*b.cols+c]
+		dst[c] = b.arena[start:end:end]
+		start = end
+	}
+}
+
+// read sends p's rows in r in batches on full, taking empty batches from
+// free, page after page, until the range ends or ctx does.
+func (x *Exporter) read(ctx context.Context, p Params, r Range, free <-chan *batch, full chan<- *batch) error {
 	pageRows := x.PageRows
 	if pageRows <= 0 {
 		pageRows = DefaultPageRows
 	}
-	var out Written
-	rw := rowWriter{enc: enc, p: p, keys: x.Keys}
+	cols := len(selectColumns(p.Kind))
+	raw := make([]sql.RawBytes, cols)
+	dest := make([]any, cols)
+	for i := range raw {
+		dest[i] = &raw[i]
+	}
+	var b *batch
+	send := func() bool {
+		select {
+		case full <- b:
+			b = nil
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
 	after := r.After
 	for {
-		n, last, err := x.page(ctx, &rw, p, Range{After: after, UpTo: r.UpTo}, pageRows)
+		q, args := pageQuery(p, Range{After: after, UpTo: r.UpTo}, pageRows)
+		rows, err := x.DB.QueryContext(ctx, q, args...)
 		if err != nil {
-			return out, err
+			return fmt.Errorf("export %s: read rows after %q: %w", p.Kind, after, err)
 		}
-		if n > 0 {
-			if out.Rows == 0 {
-				out.FirstKey = rw.firstKey
+		n := 0
+		for rows.Next() {
+			if b == nil {
+				select {
+				case b = <-free:
+				case <-ctx.Done():
+					rows.Close()
+					return ctx.Err()
+				}
+				b.reset(cols)
 			}
-			out.Rows += n
-			out.LastKey = last
-		}
-		if len(rw.buf) > 0 {
-			if _, err := w.Write(rw.buf); err != nil {
-				return out, fmt.Errorf("export: write: %w", err)
+			if err := rows.Scan(dest...); err != nil {
+				rows.Close()
+				return fmt.Errorf("export %s: read rows after %q: %w", p.Kind, after, err)
 			}
-			rw.buf = rw.buf[:0]
+			b.add(raw)
+			if n++; n == pageRows {
+				after = string(raw[0])
+			}
+			if b.rows == batchRows && !send() {
+				rows.Close()
+				return ctx.Err()
+			}
 		}
-		if n < int64(pageRows) {
-			return out, nil
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return fmt.Errorf("export %s: read rows after %q: %w", p.Kind, after, err)
 		}
-		after = last
-	}
-}
-
-// page formats one keyset page into rw.buf and returns its row count and
-// last key.
-func (x *Exporter) page(ctx context.Context, rw *rowWriter, p Params, r Range, limit int) (int64, string, error) {
-	q, args := pageQuery(p, r, limit)
-	rows, err := x.DB.QueryContext(ctx, q, args...)
-	if err != nil {
-		return 0, "", fmt.Errorf("export %s: read rows after %q: %w", p.Kind, r.After, err)
-	}
-	defer rows.Close()
-	var n int64
-	rw.firstKey = ""
-	for rows.Next() {
-		if err := rw.scan(rows); err != nil {
-			return n, "", fmt.Errorf("export %s: read rows after %q: %w", p.Kind, r.After, err)
+		if n < pageRows {
+			if b != nil && !send() {
+				return ctx.Err()
+			}
+			return nil
 		}
-		if err := rw.write(); err != nil {
-			return n, "", err
-		}
-		if n == 0 {
-			rw.firstKey = string(rw.key())
-		}
-		n++
 	}
-	if err := rows.Err(); err != nil {
-		return n, "", fmt.Errorf("export %s: read rows after %q: %w", p.Kind, r.After, err)
-	}
-	if n == 0 {
-		return 0, "", nil
-	}
-	return n, string(rw.key()), nil
 }
 
 // pageQuery selects the next page of p's rows in r. FORCE INDEX keeps the
@@ -146,7 +237,7 @@ func pageQuery(p Params, r Range, limit int) (string, []any) {
 		table, key, cols, status = "payments", "payment_id", paymentSelect, "payment_status"
 	}
 	var q strings.Builder
-	q.WriteString("SELECT " + cols + " FROM " + table + " FORCE INDEX (PRIMARY) WHERE " + key + " > ?")
+	q.WriteString("SELECT " + strings.Join(cols, ", ") + " FROM " + table + " FORCE INDEX (PRIMARY) WHERE " + key + " > ?")
 	args := []any{r.After}
 	if r.UpTo != "" {
 		q.WriteString(" AND " + key + " <= ?")
@@ -168,36 +259,50 @@ func pageQuery(p Params, r Range, limit int) (string, []any) {
 	return q.String(), args
 }
 
-const (
-	orderSelect   = "order_id, order_amount, currency, order_status, paid_amount, customer_email, customer_phone, created_at, updated_at"
-	paymentSelect = "payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, gateway_ref, failure_reason, created_at, updated_at"
+// The columns a page reads. Times come as DATETIME(6) text (UTC, as every
+// writer stores them), which appendTime rewrites as RFC 3339: the driver's
+// parsing into time.Time and formatting back cost more than the rest of a
+// row's work.
+var (
+	orderSelect = []string{"order_id", "order_amount", "currency", "order_status", "paid_amount", "customer_email",
+		"customer_phone", "CAST(created_at AS CHAR)", "CAST(updated_at AS CHAR)"}
+	paymentSelect = []string{"payment_id", "order_id", "payment_amount", "currency", "payment_status", "payment_method",
+		"payment_details", "gateway_ref", "failure_reason", "CAST(created_at AS CHAR)", "CAST(updated_at AS CHAR)"}
 )
 
-// rowWriter scans rows as raw bytes and formats them into buf, reusing
-// every buffer from row to row.
-type rowWriter struct {
-	enc      *Encoding
-	p        Params
-	keys     *encryption.Keyring
-	buf      []byte
-	firstKey string
+func selectColumns(k records.Kind) []string {
+	if k == records.KindOrders {
+		return orderSelect
+	}
+	return paymentSelect
+}
 
-	raw              [9]sql.RawBytes // the text columns of orderSelect / paymentSelect
-	created, updated time.Time
-	opened           orders.Opened
-	details, aad     []byte
-	scratch          []byte // formatted amounts and times, back to back
-	values           [11][]byte
+// rowWriter formats raw rows (the columns of selectColumns) into buf,
+// reusing every buffer from row to row.
+type rowWriter struct {
+	enc  *Encoding
+	p    Params
+	keys *encryption.Keyring
+	buf  []byte
+
+	raw          [11][]byte // the row's columns, as selectColumns lists them
+	opened       orders.Opened
+	details, aad []byte
+	scratch      []byte // formatted amounts and times, back to back
+	values       [11][]byte
 }
 
 func (rw *rowWriter) key() []byte { return rw.raw[0] }
 
-func (rw *rowWriter) scan(rows *sql.Rows) error {
-	r := &rw.raw
-	if rw.p.Kind == records.KindOrders {
-		return rows.Scan(&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &rw.created, &rw.updated)
+func (rw *rowWriter) flush(w io.Writer) error {
+	if len(rw.buf) == 0 {
+		return nil
 	}
-	return rows.Scan(&r[0], &r[1], &r[2], &r[3], &r[4], &r[5], &r[6], &r[7], &r[8], &rw.created, &rw.updated)
+	if _, err := w.Write(rw.buf); err != nil {
+		return fmt.Errorf("export: write: %w", err)
+	}
+	rw.buf = rw.buf[:0]
+	return nil
 }
 
 // write formats the scanned row as one record.
@@ -243,9 +348,9 @@ func (rw *rowWriter) orderValues() error {
 	a3 := mark()
 	s = money.AppendFormat(s, max(paid-amount, 0), c.Exponent)
 	a4 := mark()
-	s = appendTime(s, rw.created)
+	s = appendTime(s, r[7])
 	a5 := mark()
-	s = appendTime(s, rw.updated)
+	s = appendTime(s, r[8])
 	a6 := mark()
 	rw.scratch = s
 	email, phone := rw.opened.Email, rw.opened.Phone
@@ -285,9 +390,9 @@ func (rw *rowWriter) paymentValues() error {
 	s := rw.scratch[:0]
 	s = money.AppendFormat(s, amount, c.Exponent)
 	a1 := len(s)
-	s = appendTime(s, rw.created)
+	s = appendTime(s, r[9])
 	a2 := len(s)
-	s = appendTime(s, rw.updated)
+	s = appendTime(s, r[10])
 	rw.scratch = s
 	v := &rw.values
 	v[0], v[1], v[2], v[3], v[4], v[5] = r[0], r[1], s[:a1], r[3], r[4], r[5]
@@ -318,43 +423,22 @@ func atoi(b []byte) (int64, error) {
 	return n, nil
 }
 
-// appendTime appends t in UTC as RFC 3339 with as many fraction digits as
-// it has, as the API shows times (time.RFC3339Nano), by hand: time.Format
-// costs more than the rest of a row's formatting.
-func appendTime(dst []byte, t time.Time) []byte {
-	t = t.UTC()
-	y, mo, d := t.Date()
-	if y < 1000 || y > 9999 {
-		return t.AppendFormat(dst, time.RFC3339Nano)
-	}
-	h, mi, s := t.Clock()
-	dst = appendDigits(dst, y, 4)
-	dst = appendDigits(append(dst, '-'), int(mo), 2)
-	dst = appendDigits(append(dst, '-'), d, 2)
-	dst = appendDigits(append(dst, 'T'), h, 2)
-	dst = appendDigits(append(dst, ':'), mi, 2)
-	dst = appendDigits(append(dst, ':'), s, 2)
-	if ns := t.Nanosecond(); ns != 0 {
-		dst = append(dst, '.')
-		width := 9
-		for ns%10 == 0 {
-			ns /= 10
-			width--
+// appendTime appends a DATETIME(6) value's text ("2006-01-02
+// 15:04:05.000000", UTC) as RFC 3339 with as many fraction digits as it
+// has, the form the API shows times in (time.RFC3339Nano) and imports read.
+func appendTime(dst, dt []byte) []byte {
+	if len(dt) < 19 || dt[10] != ' ' {
+		// Not the server's DATETIME text: let package time read it.
+		t, err := time.Parse("2006-01-02 15:04:05.999999", string(dt))
+		if err != nil {
+			return append(dst, dt...)
 		}
-		dst = appendDigits(dst, ns, width)
+		return t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	}
+	dst = append(append(dst, dt[:10]...), 'T')
+	dst = append(dst, dt[11:19]...)
+	if frac := bytes.TrimRight(dt[19:], "0"); len(frac) > 1 {
+		dst = append(dst, frac...)
 	}
 	return append(dst, 'Z')
-}
-
-// appendDigits appends v (>= 0) zero-padded to width digits.
-func appendDigits(dst []byte, v, width int) []byte {
-	n := len(dst)
-	for range width {
-		dst = append(dst, '0')
-	}
-	for i := len(dst) - 1; i >= n && v > 0; i-- {
-		dst[i] = byte('0' + v%10)
-		v /= 10
-	}
-	return dst
 }
