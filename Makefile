@@ -24,6 +24,7 @@ bench: ## benchmarks; figures and ratios against same-run baselines go to stdout
 	$(GO) build -o $(BIN)/ ./starter ./worker
 	$(BIN)/starter --log-level warn bench
 	$(BIN)/starter --log-level warn bench --rss-file-bytes 1073741824 --worker-bin $(BIN)/worker
+	$(BIN)/starter --log-level warn bench --download --serve-bin $(BIN)/starter --worker-bin $(BIN)/worker
 
 lint: ## formatting and vet
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt:"; echo "$$out"; exit 1; fi

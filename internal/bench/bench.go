@@ -1,7 +1,9 @@
 // Package bench measures the import end to end against its baseline, in one
 // run on one machine: LOAD DATA LOCAL INFILE of the same file into a plain
 // table, then the service's import (HTTP upload → job COMPLETED) on the
-// embedded stack. It prints figures; nothing here asserts a timing.
+// embedded stack. RunDownload measures GET /download and the export
+// workflow against the mariadb client's dump of a plaintext copy of the
+// table. It prints figures; nothing here asserts a timing.
 package bench
 
 import (
@@ -43,9 +45,19 @@ type Options struct {
 	PaymentOrders int
 	ChunkRows     int
 	Parallelism   int
+	// ExportChunkRows and ExportParallelism configure exports; zero means
+	// the config defaults.
+	ExportChunkRows   int
+	ExportParallelism int
 	// RSSBytes, when > 0, only imports one orders file of about this size
 	// and reports peak RSS.
 	RSSBytes int64
+	// RSSOrders (RunDownload) is the row count the orders table grows to
+	// for the second download's peak RSS; 0 skips it.
+	RSSOrders int
+	// ServeBinary (RunDownload) is the starter program, run as `serve` in
+	// a process of its own to serve the downloads.
+	ServeBinary string
 	// WorkerBinary, when set, runs the worker as that program in a process
 	// of its own (as in production, where Temporal and the API run
 	// elsewhere) instead of inside this one, so its peak RSS is its own.
@@ -59,7 +71,7 @@ type Stack struct {
 	Config    config.Config
 	Deps      *service.Deps
 	BaseURL   string
-	Token     string
+	Token     string // scopes read, write and pii
 	DBName    string
 	worker    *workerProcess // when the worker runs as a program of its own
 	serverPID string         // a local MySQL server's, for its CPU time; "" if none
@@ -114,10 +126,16 @@ func StartStack(ctx context.Context, o Options) (*Stack, error) {
 		MySQLDSN: dsn, TemporalAddress: temporalAddr, TemporalNamespace: "default",
 		HTTPAddr: fmt.Sprintf("127.0.0.1:%d", ports[1]), DataDir: o.Dir,
 		Keys: "bench:" + base64.StdEncoding.EncodeToString(key), BlindIndexKey: base64.StdEncoding.EncodeToString(bidx),
-		APITokens: s.Token + ":read+write", MaxUploadBytes: 64 << 30,
+		APITokens: s.Token + ":read+write+pii", MaxUploadBytes: 64 << 30,
 		WebhookSecrets:  benchGateway + ":" + benchGatewaySecret,
 		ImportChunkRows: o.ChunkRows, ImportParallelism: o.Parallelism, LogLevel: "warn",
 		ExportChunkRows: config.DefaultExportChunkRows, ExportParallelism: config.DefaultExportParallelism,
+	}
+	if o.ExportChunkRows > 0 {
+		c.ExportChunkRows = o.ExportChunkRows
+	}
+	if o.ExportParallelism > 0 {
+		c.ExportParallelism = o.ExportParallelism
 	}
 	s.Config = c
 	d, err := service.Open(ctx, c, o.Logger, true)

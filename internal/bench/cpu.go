@@ -28,7 +28,7 @@ func (st *Stack) sampleCPU() cpuSample {
 		s.service = time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	if st.worker != nil {
-		if d, ok := procCPU(strconv.Itoa(st.worker.cmd.Process.Pid)); ok {
+		if d, ok := procCPU(st.worker.pid()); ok {
 			s.service += d
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -118,7 +117,7 @@ func runRSS(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "imported %s (%d MiB, %d rows) in %.1fs (%.0f rows/s), state %s\n",
 		filepath.Base(path), fi.Size()>>20, job.RowsRead, took.Seconds(), float64(job.RowsRead)/took.Seconds(), job.State)
 	if s.worker != nil {
-		wrss, err := peakRSSOf(strconv.Itoa(s.worker.cmd.Process.Pid))
+		wrss, err := peakRSSOf(s.worker.pid())
 		if err != nil {
 			return err
 		}
