@@ -56,3 +56,27 @@ func New(t testing.TB) *sqlx.DB {
 	}
 	return db
 }
+
+// NewWithText is New with a second pool to the same database from
+// database.OpenText, as exports read.
+func NewWithText(t testing.TB) (db, text *sqlx.DB) {
+	t.Helper()
+	dsn := DSN(t)
+	ctx := context.Background()
+	if err := database.Create(ctx, dsn); err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	db, err := database.Open(ctx, dsn)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if _, err := database.Migrate(ctx, db, nil); err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	if text, err = database.OpenText(ctx, dsn); err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() { text.Close() })
+	return db, text
+}

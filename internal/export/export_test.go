@@ -42,7 +42,7 @@ var hostile = []string{
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db := dbtest.New(t)
+	db, text := dbtest.NewWithText(t)
 	keys, err := encryption.ParseKeys(stacktest.TestKeys)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{db: db, store: &orders.Store{DB: db, Keys: keys, BlindIndex: bi},
-		l: &ledger.Ledger{DB: db, Keys: keys}, x: &export.Exporter{DB: db, Keys: keys, PageRows: 3}}
+		l: &ledger.Ledger{DB: db, Keys: keys}, x: &export.Exporter{DB: text, Keys: keys, PageRows: 3}}
 	ctx := context.Background()
 	currencies := []string{"USD", "JPY", "BHD", "KWD", "EUR", "CLF"}
 	amounts := map[string]int64{"USD": 12_30, "JPY": 5000, "BHD": 1_234, "KWD": 9_001, "EUR": 100_00, "CLF": 12_3456}

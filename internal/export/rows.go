@@ -49,6 +49,7 @@ type Range struct {
 // Exporter reads rows of one kind and writes them formatted. It is safe
 // for concurrent use.
 type Exporter struct {
+	// DB is a pool from database.OpenText: times are read as text.
 	DB *sqlx.DB
 	// Keys decrypts the sensitive fields.
 	Keys *encryption.Keyring
@@ -260,14 +261,13 @@ func pageQuery(p Params, r Range, limit int) (string, []any) {
 }
 
 // The columns a page reads. Times come as DATETIME(6) text (UTC, as every
-// writer stores them), which appendTime rewrites as RFC 3339: the driver's
-// parsing into time.Time and formatting back cost more than the rest of a
-// row's work.
+// writer stores them; see Exporter.DB), which appendTime rewrites as RFC
+// 3339.
 var (
 	orderSelect = []string{"order_id", "order_amount", "currency", "order_status", "paid_amount", "customer_email",
-		"customer_phone", "CAST(created_at AS CHAR)", "CAST(updated_at AS CHAR)"}
+		"customer_phone", "created_at", "updated_at"}
 	paymentSelect = []string{"payment_id", "order_id", "payment_amount", "currency", "payment_status", "payment_method",
-		"payment_details", "gateway_ref", "failure_reason", "CAST(created_at AS CHAR)", "CAST(updated_at AS CHAR)"}
+		"payment_details", "gateway_ref", "failure_reason", "created_at", "updated_at"}
 )
 
 func selectColumns(k records.Kind) []string {

@@ -44,8 +44,10 @@ func NewLogger(w io.Writer, level string) *slog.Logger {
 
 // Deps are a process's open connections.
 type Deps struct {
-	Config     config.Config
-	DB         *sqlx.DB
+	Config config.Config
+	DB     *sqlx.DB
+	// TextDB reads rows for exports (database.OpenText).
+	TextDB     *sqlx.DB
 	Keys       *encryption.Keyring
 	BlindIndex *encryption.BlindIndex
 	Store      *staging.Store
@@ -95,6 +97,12 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 		}
 		logger.Info("database schema ready", "version", v)
 	}
+	textDB, err := database.OpenText(ctx, cfg.MySQLDSN)
+	if err != nil {
+		db.Close()
+		store.Close()
+		return nil, err
+	}
 	m := metrics.New()
 	tc, err := temporalclient.Dial(ctx, temporalclient.Options{
 		Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
@@ -102,18 +110,20 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 	})
 	if err != nil {
 		db.Close()
+		textDB.Close()
 		store.Close()
 		m.Close()
 		return nil, err
 	}
 	l := &ledger.Ledger{DB: db, Keys: keys, OnRetry: func(int, error) { m.LedgerRetries.Inc() }}
-	return &Deps{Config: cfg, DB: db, Keys: keys, BlindIndex: bidx, Store: store, Temporal: tc, Metrics: m, Ledger: l, Logger: logger}, nil
+	return &Deps{Config: cfg, DB: db, TextDB: textDB, Keys: keys, BlindIndex: bidx, Store: store, Temporal: tc, Metrics: m, Ledger: l, Logger: logger}, nil
 }
 
 // Close releases everything Open opened.
 func (d *Deps) Close() {
 	d.Temporal.Close()
 	d.DB.Close()
+	d.TextDB.Close()
 	d.Store.Close()
 	d.Metrics.Close()
 }
@@ -133,7 +143,7 @@ func NewWorker(d *Deps) worker.Worker {
 		Store:     d.Store,
 		WakeOrder: NewLifecycle(d).Wake,
 		Importer:  &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger},
-		Exporter:  &export.Exporter{DB: d.DB, Keys: d.Keys},
+		Exporter:  &export.Exporter{DB: d.TextDB, Keys: d.Keys},
 	})
 	return w
 }
@@ -155,7 +165,7 @@ func APIServer(d *Deps) (*api.Server, error) {
 		DB: d.DB, Temporal: d.Temporal, Tokens: tokens, Keys: d.Keys,
 		Metrics: d.Metrics, Logger: d.Logger, CodecOrigins: codecOrigins(d.Config),
 		Intake:         NewIntake(d),
-		Exporter:       &export.Exporter{DB: d.DB, Keys: d.Keys},
+		Exporter:       &export.Exporter{DB: d.TextDB, Keys: d.Keys},
 		Exports:        NewExports(d),
 		Orders:         &orders.Store{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex},
 		Lifecycle:      NewLifecycle(d),
