@@ -39,8 +39,10 @@ type Params struct {
 	// keeps all.
 	Status string
 	// CreatedFrom and CreatedTo keep rows created in [CreatedFrom,
-	// CreatedTo); a zero bound is open.
-	CreatedFrom, CreatedTo time.Time
+	// CreatedTo); a zero bound is open (and left out of JSON, as in
+	// workflow histories).
+	CreatedFrom time.Time `json:",omitzero"`
+	CreatedTo   time.Time `json:",omitzero"`
 	// PII shows customer_email, customer_phone and payment_details
 	// unmasked; without it they are masked and the file is not a faithful
 	// import file.
