@@ -92,23 +92,27 @@ func BenchmarkDownloadOrdersCSV(b *testing.B) {
 	}
 	fillOrders(b, db, keys, benchRows)
 	dumpWall, dumpCPU := dump(b, db)
-	x := &export.Exporter{DB: text, Keys: keys}
 	p := export.Params{Kind: records.KindOrders, Format: export.FormatCSV, PII: true}
-	cpu0 := processCPU()
-	b.ResetTimer()
-	for range b.N {
-		w, err := x.WriteRecords(context.Background(), io.Discard, p, export.Range{})
-		if err != nil || w.Rows != benchRows {
-			b.Fatalf("%d rows, %v", w.Rows, err)
-		}
+	for _, pageRows := range []int{export.DefaultPageRows / 4, export.DefaultPageRows} {
+		b.Run(fmt.Sprintf("page=%d", pageRows), func(b *testing.B) {
+			x := &export.Exporter{DB: text, Keys: keys, PageRows: pageRows}
+			cpu0 := processCPU()
+			b.ResetTimer()
+			for range b.N {
+				w, err := x.WriteRecords(context.Background(), io.Discard, p, export.Range{})
+				if err != nil || w.Rows != benchRows {
+					b.Fatalf("%d rows, %v", w.Rows, err)
+				}
+			}
+			b.StopTimer()
+			per := b.Elapsed() / time.Duration(b.N)
+			b.ReportMetric(float64(benchRows)/per.Seconds(), "rows/s")
+			b.ReportMetric(float64(benchRows)/dumpWall.Seconds(), "dump-rows/s")
+			b.ReportMetric(per.Seconds()/dumpWall.Seconds(), "x-dump")
+			b.ReportMetric((processCPU()-cpu0).Seconds()/float64(b.N), "cpu-s")
+			b.ReportMetric(dumpCPU.Seconds(), "dump-client-cpu-s")
+		})
 	}
-	b.StopTimer()
-	per := b.Elapsed() / time.Duration(b.N)
-	b.ReportMetric(float64(benchRows)/per.Seconds(), "rows/s")
-	b.ReportMetric(float64(benchRows)/dumpWall.Seconds(), "dump-rows/s")
-	b.ReportMetric(per.Seconds()/dumpWall.Seconds(), "x-dump")
-	b.ReportMetric((processCPU()-cpu0).Seconds()/float64(b.N), "cpu-s")
-	b.ReportMetric(dumpCPU.Seconds(), "dump-client-cpu-s")
 }
 
 // dump runs the mariadb client over the plaintext copy into /dev/null.

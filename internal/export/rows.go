@@ -39,7 +39,7 @@ func Columns(k records.Kind) []string {
 }
 
 // DefaultPageRows is how many rows one keyset page reads.
-const DefaultPageRows = 5000
+const DefaultPageRows = 20000
 
 // Range is a primary-key range (After, UpTo]; an empty bound is open.
 type Range struct {
