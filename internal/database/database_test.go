@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
 
 	"github.com/acme/payments/internal/database"
@@ -18,14 +19,7 @@ func TestMigrateCreatesSchemaAndIsIdempotent(t *testing.T) {
 	if _, err := database.Open(ctx, dsn); err == nil {
 		t.Fatal("Open of a database that does not exist yet succeeded; only Create makes it")
 	}
-	if err := database.Create(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
-	db, err := database.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := createdDB(t, dsn)
 	v1, err := database.Migrate(ctx, db, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -74,16 +68,8 @@ func TestQuoteIdent(t *testing.T) {
 // ledger now shares with files and the API, naming them; once they are
 // renamed it applies.
 func TestMigrationRefusesIDsThatBreakTheRule(t *testing.T) {
-	dsn := dbtest.DSN(t)
 	ctx := context.Background()
-	if err := database.Create(ctx, dsn); err != nil {
-		t.Fatal(err)
-	}
-	db, err := database.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	db := createdDB(t, dbtest.DSN(t))
 	p, err := goose.NewProvider(goose.DialectMySQL, db.DB, migrations.FS, goose.WithGoMigrations(migrations.Go()...))
 	if err != nil {
 		t.Fatal(err)
@@ -126,4 +112,18 @@ func TestMigrationRefusesIDsThatBreakTheRule(t *testing.T) {
 	if v, err := database.Migrate(ctx, db, nil); err != nil || v < 4 {
 		t.Fatalf("after renaming: version %d, %v", v, err)
 	}
+}
+
+// createdDB creates dsn's database and opens it, unmigrated.
+func createdDB(t *testing.T, dsn string) *sqlx.DB {
+	t.Helper()
+	if err := database.Create(context.Background(), dsn); err != nil {
+		t.Fatal(err)
+	}
+	db, err := database.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
 }

@@ -41,25 +41,24 @@ func DSN(t testing.TB) string {
 // applied. The pool is closed and the database dropped when t ends.
 func New(t testing.TB) *sqlx.DB {
 	t.Helper()
-	dsn := DSN(t)
-	ctx := context.Background()
-	if err := database.Create(ctx, dsn); err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
-	db, err := database.Open(ctx, dsn)
-	if err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := database.Migrate(ctx, db, nil); err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
+	db, _ := newDB(t)
 	return db
 }
 
 // NewWithText is New with a second pool to the same database from
 // database.OpenText, as exports read.
 func NewWithText(t testing.TB) (db, text *sqlx.DB) {
+	t.Helper()
+	db, dsn := newDB(t)
+	text, err := database.OpenText(context.Background(), dsn)
+	if err != nil {
+		t.Fatalf("dbtest: %v", err)
+	}
+	t.Cleanup(func() { text.Close() })
+	return db, text
+}
+
+func newDB(t testing.TB) (*sqlx.DB, string) {
 	t.Helper()
 	dsn := DSN(t)
 	ctx := context.Background()
@@ -74,9 +73,5 @@ func NewWithText(t testing.TB) (db, text *sqlx.DB) {
 	if _, err := database.Migrate(ctx, db, nil); err != nil {
 		t.Fatalf("dbtest: %v", err)
 	}
-	if text, err = database.OpenText(ctx, dsn); err != nil {
-		t.Fatalf("dbtest: %v", err)
-	}
-	t.Cleanup(func() { text.Close() })
-	return db, text
+	return db, dsn
 }
