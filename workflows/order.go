@@ -159,8 +159,19 @@ func (w *orderPayment) run(ctx workflow.Context) (OrderPaymentState, error) {
 			OrderID: w.in.OrderID, AttemptTimeout: w.in.AttemptTimeout, HistoryLimit: w.in.HistoryLimit, State: w.st,
 		})
 	}
-	_, err := step(ctx, w, orderActivities.CloseOrderWorkflow, w.in.OrderID)
-	return *w.st, err
+	if _, err := step(ctx, w, orderActivities.CloseOrderWorkflow, w.in.OrderID); err != nil {
+		return *w.st, err
+	}
+	// A message that came while the close ran must not end with this run:
+	// the next run takes it, registering the order's workflow again.
+	if w.recorded.Len() > 0 || w.ledgerChanged.Len() > 0 {
+		w.takeRecorded(ctx)
+		w.st.Registered = false
+		return *w.st, workflow.NewContinueAsNewError(ctx, OrderPayment, OrderPaymentInput{
+			OrderID: w.in.OrderID, AttemptTimeout: w.in.AttemptTimeout, HistoryLimit: w.in.HistoryLimit, State: w.st,
+		})
+	}
+	return *w.st, nil
 }
 
 // register sets up the query, updates and signals.
@@ -290,7 +301,11 @@ func step[In any](ctx workflow.Context, w *orderPayment, activity func(context.C
 // apply takes a ledger step's answer into the state.
 func (w *orderPayment) apply(ctx workflow.Context, r ledger.AttemptResult) {
 	st := w.st
-	st.OrderStatus, st.Amount, st.PaidAmount, st.Currency = string(r.Order.Status), r.Order.Amount, r.Order.PaidAmount, r.Order.Currency
+	// A step refused before it read the order answers no state: keep the
+	// one known (a zero status would keep a COMPLETED order's run open).
+	if r.Order.OrderID != "" || r.Order.Status != "" {
+		st.OrderStatus, st.Amount, st.PaidAmount, st.Currency = string(r.Order.Status), r.Order.Amount, r.Order.PaidAmount, r.Order.Currency
+	}
 	for _, id := range r.Settled {
 		st.Pending = slices.DeleteFunc(st.Pending, func(p PendingAttempt) bool { return p.PaymentID == id })
 		if !slices.Contains(st.Settled, id) {

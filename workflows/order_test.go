@@ -354,3 +354,39 @@ func containsCall(calls []string, c string) bool {
 	}
 	return false
 }
+
+// An attempt recorded while the run closes is not lost with it: the run
+// continues as new with the attempt pending and registers again.
+func TestSignalDuringCloseContinuesAsNew(t *testing.T) {
+	f := newFakeLedger(100)
+	var s testsuite.WorkflowTestSuite
+	env := s.NewTestWorkflowEnvironment()
+	env.RegisterWorkflow(OrderPayment)
+	env.RegisterActivity(&activities.Activities{})
+	var a *activities.Activities
+	state := func() ledger.AttemptResult { return ledger.AttemptResult{Order: f.state()} }
+	env.OnActivity(a.OpenOrderWorkflow, mock.Anything, mock.Anything).Return(state(), nil)
+	env.OnActivity(a.CloseOrderWorkflow, mock.Anything, mock.Anything).After(10 * time.Second).Return(
+		func(context.Context, string) (ledger.AttemptResult, error) { return state(), nil })
+	env.OnActivity(a.ApplyGatewayResult, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, g ledger.GatewayResult) (ledger.AttemptResult, error) {
+			r := f.settle(g.PaymentID, g.Status)
+			return ledger.AttemptResult{Result: r, Order: f.state(), Settled: []string{g.PaymentID}}, nil
+		})
+	attempt(env, f, time.Second, "p1", 100)
+	var cb updateResult
+	send(env, 2*time.Second, UpdateGatewayResult, gw("p1", ledger.StatusSuccess), &cb)
+	attempt(env, f, 6*time.Second, "p2", 5) // while the close runs
+	env.ExecuteWorkflow(OrderPayment, OrderPaymentInput{OrderID: "o1", AttemptTimeout: time.Hour})
+	var can *workflow.ContinueAsNewError
+	if err := env.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next OrderPaymentInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	if next.State == nil || next.State.Registered || len(next.State.Pending) != 1 || next.State.Pending[0].PaymentID != "p2" {
+		t.Fatalf("carried %+v", next.State)
+	}
+}
