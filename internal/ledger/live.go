@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,6 +72,35 @@ func (g GatewayResult) Check() (code, msg string) {
 	}
 	p := g.payment()
 	return validateSettlement(&p)
+}
+
+// UnmarshalJSON reads a GatewayResult, and also the update argument of
+// workflow runs from before this type (activities.GatewayInput:
+// {"OrderID","Gateway","Settlement":{"PaymentID","Status","Amount",…}},
+// with the amount in minor units), so that such an update replayed or
+// retried after a deploy still names its payment.
+func (g *GatewayResult) UnmarshalJSON(b []byte) error {
+	type plain GatewayResult
+	var v struct {
+		plain
+		Settlement *struct {
+			PaymentID     string
+			Status        Status
+			GatewayRef    string
+			FailureReason string
+		}
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	*g = GatewayResult(v.plain)
+	if s := v.Settlement; s != nil && g.PaymentID == "" {
+		// The old amount was already checked against the currency, and
+		// minor units would be misread as text: leave it out.
+		g.PaymentID, g.Status, g.GatewayRef, g.FailureReason = s.PaymentID, s.Status, s.GatewayRef, s.FailureReason
+		g.Amount = ""
+	}
+	return nil
 }
 
 func (g GatewayResult) payment() Payment {
@@ -334,7 +364,7 @@ func (l *Ledger) RouteGatewayResult(ctx context.Context, g GatewayResult) (order
 	}
 	_, err = l.DB.ExecContext(ctx, `INSERT IGNORE INTO gateway_inbox (payment_id, gateway, status, amount_text,
 		gateway_ref, failure_reason, received_at) VALUES (?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?)`,
-		g.PaymentID, g.Gateway, string(g.Status), g.Amount, g.GatewayRef, g.FailureReason, l.now().UTC())
+		g.PaymentID, g.Gateway, string(g.Status), g.Amount, g.GatewayRef, g.payment().FailureReason, l.now().UTC())
 	if err != nil {
 		return "", false, fmt.Errorf("queue gateway result for payment %s: %w", g.PaymentID, err)
 	}

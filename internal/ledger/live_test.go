@@ -2,6 +2,7 @@ package ledger_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sync"
@@ -335,5 +336,24 @@ func TestInboxRaceHeldOpen(t *testing.T) {
 	}
 	if n := count(t, db, "SELECT COUNT(*) FROM gateway_inbox"); n != 0 {
 		t.Errorf("%d results left in the inbox", n)
+	}
+}
+
+// The gateway-result update of runs from before GatewayResult still names
+// its payment when it is decoded after a deploy.
+func TestGatewayResultReadsTheFormerUpdate(t *testing.T) {
+	var g ledger.GatewayResult
+	old := `{"OrderID":"O1","Gateway":"acme","Settlement":{"PaymentID":"P1","Status":"SUCCESS","Amount":1230,"GatewayRef":"r1","FailureReason":"","IfPending":false}}`
+	if err := json.Unmarshal([]byte(old), &g); err != nil {
+		t.Fatal(err)
+	}
+	want := ledger.GatewayResult{OrderID: "O1", Gateway: "acme", PaymentID: "P1", Status: ledger.StatusSuccess, GatewayRef: "r1"}
+	if g != want {
+		t.Errorf("old update read as %+v, want %+v", g, want)
+	}
+	b, _ := json.Marshal(want)
+	var again ledger.GatewayResult
+	if err := json.Unmarshal(b, &again); err != nil || again != want {
+		t.Errorf("round trip: %+v %v", again, err)
 	}
 }
