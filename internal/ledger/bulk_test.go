@@ -270,7 +270,7 @@ func bulkScenario(orders map[string]modelOrder) [][]ledger.Payment {
 		if p.Method != "CASH" {
 			p.Details = fmt.Sprintf("4111-%06d", k)
 			if k%7 == 0 {
-				p.Details += "\t\\N\n\x00\\\r" // every byte LOAD DATA must escape
+				p.Details += "\t\\N\n\\\r" // every byte LOAD DATA must escape (NUL is refused as input)
 			}
 		}
 		if k%3 != 0 {
@@ -279,7 +279,7 @@ func bulkScenario(orders map[string]modelOrder) [][]ledger.Payment {
 		if p.Status == ledger.StatusFailed && k%2 == 0 {
 			p.FailureReason = "DECLINED"
 			if k%4 == 0 {
-				p.FailureReason = "issuer said:\t\"no\"\nretry \\N later\x00"
+				p.FailureReason = "issuer said:\t\"no\"\nretry \\N later"
 			}
 		}
 		switch k % 5 {

@@ -298,11 +298,16 @@ func runRules(t *testing.T) {
 					pay("P 12", "O1", 10, S),
 					pay("P\u00a013", "O1", 10, S),
 					pay(strings.Repeat("é", 33), "O1", 10, S),
+					// Text a downloaded file could not carry back.
+					with(pay("P15", "O1", 10, S), func(p *ledger.Payment) { p.Details = "41\x0111" }),
+					with(pay("P16", "O1", 10, ledger.StatusFailed), func(p *ledger.Payment) { p.FailureReason = "no\x00" }),
+					with(pay("P17", "O1", 10, S), func(p *ledger.Payment) { p.GatewayRef = "g\uffff" }),
 				},
 				want: []res{
 					rej(ledger.CodeBadAmount), rej(ledger.CodeMissingField), rej(ledger.CodeMalformed), rej(ledger.CodeMissingField),
 					rej(ledger.CodeBadStatus), rej(ledger.CodeBadMethod), rej(ledger.CodeMissingField), rej(ledger.CodeBadCurrency),
 					rej(ledger.CodeMalformed), rej(ledger.CodeMalformed), ins,
+					rej(ledger.CodeMalformed), rej(ledger.CodeMalformed), rej(ledger.CodeMalformed),
 					rej(ledger.CodeMalformed), rej(ledger.CodeMalformed), rej(ledger.CodeMalformed),
 				},
 			}, {

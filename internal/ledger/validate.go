@@ -8,6 +8,7 @@ import (
 
 	"github.com/acme/payments/internal/ident"
 	"github.com/acme/payments/internal/money"
+	"github.com/acme/payments/internal/records"
 )
 
 // Column limits of migrations/00001_core.sql. Checking them here turns what
@@ -54,6 +55,9 @@ func validate(p *Payment) (code, msg string) {
 		// Never echo the details themselves.
 		return CodeMalformed, fmt.Sprintf("payment_details is %d bytes, at most %d allowed", len(p.Details), maxDetailsLen)
 	}
+	if m := records.CheckText(p.Details); m != "" {
+		return CodeMalformed, "payment_details " + m
+	}
 	if !p.CreatedAt.IsZero() {
 		if y := p.CreatedAt.UTC().Year(); y < 1000 || y > 9999 {
 			return CodeBadDate, fmt.Sprintf("created_at year %d is outside 1000..9999", y)
@@ -81,9 +85,14 @@ func checkSettlementFields(p *Payment) (code, msg string) {
 		if m := checkToken(p.GatewayRef, maxGatewayRefLen); m != "" {
 			return CodeMalformed, "gateway_ref " + m
 		}
+		if m := records.CheckText(p.GatewayRef); m != "" {
+			return CodeMalformed, "gateway_ref " + m
+		}
 	}
-	if !utf8.ValidString(p.FailureReason) {
-		return CodeMalformed, "failure_reason is not valid UTF-8"
+	// Free text stored as it came, so it must be text a downloaded file
+	// can carry back.
+	if m := records.CheckText(p.FailureReason); m != "" {
+		return CodeMalformed, "failure_reason " + m
 	}
 	if n := utf8.RuneCountInString(p.FailureReason); n > maxFailureReasonLen {
 		return CodeMalformed, fmt.Sprintf("failure_reason is %d characters, at most %d allowed", n, maxFailureReasonLen)

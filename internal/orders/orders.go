@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -23,6 +22,7 @@ import (
 	"github.com/acme/payments/internal/ident"
 	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/money"
+	"github.com/acme/payments/internal/records"
 )
 
 // Errors returned (wrapped) by Store methods; test with errors.Is.
@@ -195,11 +195,11 @@ func normalize(o NewOrder) (NewOrder, error) {
 // empty) and returns what is wrong, naming the field, or "". The message
 // never echoes the value.
 func CheckContact(email, phone string) string {
-	if email != "" && (len(email) > maxEmailLen || !strings.Contains(email, "@") || !utf8.ValidString(email)) {
+	if email != "" && (len(email) > maxEmailLen || !strings.Contains(email, "@") || records.CheckText(email) != "") {
 		return "customer_email is not an email address"
 	}
-	if phone != "" && (len(phone) > maxPhoneLen || !utf8.ValidString(phone)) {
-		return fmt.Sprintf("customer_phone must be valid UTF-8 of at most %d bytes", maxPhoneLen)
+	if phone != "" && (len(phone) > maxPhoneLen || records.CheckText(phone) != "") {
+		return fmt.Sprintf("customer_phone must be at most %d bytes of text without control characters", maxPhoneLen)
 	}
 	return ""
 }

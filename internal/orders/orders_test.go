@@ -217,6 +217,9 @@ func TestCreateInvalid(t *testing.T) {
 		{"long email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = strings.Repeat("j", 250) + "@example.com" })},
 		{"invalid utf-8 email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "jane\xff@example.com" })},
 		{"long phone", "customer_phone", with(func(o *orders.NewOrder) { o.CustomerPhone = strings.Repeat("5", 33) })},
+		// What a downloaded file could not carry back.
+		{"control in phone", "customer_phone", with(func(o *orders.NewOrder) { o.CustomerPhone = "12\x013" })},
+		{"NUL in email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "ja\x00ne@example.com" })},
 	} {
 		created, err := s.Create(ctx, tc.o)
 		if created || !errors.Is(err, orders.ErrInvalid) {

@@ -271,3 +271,23 @@ func (e *Encoder) appendXML(dst, v []byte, col int) ([]byte, error) {
 func (e *Encoder) errXMLChar(col int) error {
 	return fmt.Errorf("%s holds a character XML 1.0 cannot carry", e.cols[col])
 }
+
+// CheckText returns what keeps s from being a value of both import formats,
+// or "": invalid UTF-8, or a character XML 1.0 cannot carry (a control
+// character other than TAB, LF and CR, which includes the NUL CSV cannot
+// carry, or U+FFFE and U+FFFF). Entry points check the free-text fields
+// they store with it, so every stored row can be downloaded as a file that
+// imports again.
+func CheckText(s string) string {
+	for _, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if !utf8.ValidString(s) {
+				return "is not valid UTF-8"
+			}
+		case !isInCharacterRange(r):
+			return "holds a control character an import file cannot carry"
+		}
+	}
+	return ""
+}
