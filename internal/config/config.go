@@ -20,13 +20,19 @@ type Config struct {
 	MySQLDSN          string
 	TemporalAddress   string
 	TemporalNamespace string
-	HTTPAddr          string
-	UIAddr            string
-	BlobURL           string
-	DataDir           string
-	Keys              string
-	KeysFile          string
-	BlindIndexKey     string
+	// TemporalTLS holds the TEMPORAL_TLS_* files for a TLS or mTLS
+	// frontend; empty means a plaintext connection.
+	TemporalTLS TLSFiles
+	// TemporalAPIKey authenticates to Temporal Cloud (or any frontend that
+	// takes a bearer API key); it turns TLS on unless files say otherwise.
+	TemporalAPIKey string
+	HTTPAddr       string
+	UIAddr         string
+	BlobURL        string
+	DataDir        string
+	Keys           string
+	KeysFile       string
+	BlindIndexKey  string
 	// BlindIndexKeyFile, read when BlindIndexKey is empty, is set by
 	// service.UseDevKeysIfPresent to the development key file.
 	BlindIndexKeyFile string
@@ -68,6 +74,11 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "mysql-dsn", EnvVars: []string{"PAYMENTS_MYSQL_DSN"}, Value: database.DefaultDSN, Usage: "MySQL DSN (go-sql-driver format)"},
 		&cli.StringFlag{Name: "temporal-address", EnvVars: []string{"TEMPORAL_ADDRESS"}, Value: DefaultTemporalAddress, Usage: "Temporal frontend host:port"},
 		&cli.StringFlag{Name: "temporal-namespace", EnvVars: []string{"TEMPORAL_NAMESPACE"}, Value: DefaultTemporalNamespace, Usage: "Temporal namespace"},
+		&cli.StringFlag{Name: "temporal-tls-ca", EnvVars: []string{"TEMPORAL_TLS_CA"}, Usage: "PEM file of the CA that signed the Temporal frontend's certificate"},
+		&cli.StringFlag{Name: "temporal-tls-cert", EnvVars: []string{"TEMPORAL_TLS_CERT"}, Usage: "PEM client certificate for mTLS to Temporal"},
+		&cli.StringFlag{Name: "temporal-tls-key", EnvVars: []string{"TEMPORAL_TLS_KEY"}, Usage: "PEM private key of TEMPORAL_TLS_CERT"},
+		&cli.StringFlag{Name: "temporal-tls-server-name", EnvVars: []string{"TEMPORAL_TLS_SERVER_NAME"}, Usage: "server name to verify in the Temporal frontend's certificate"},
+		&cli.StringFlag{Name: "temporal-api-key", EnvVars: []string{"TEMPORAL_API_KEY"}, Usage: "Temporal API key (Temporal Cloud); implies TLS"},
 		&cli.StringFlag{Name: "http-addr", EnvVars: []string{"PAYMENTS_HTTP_ADDR"}, Value: DefaultHTTPAddr, Usage: "HTTP API listen address"},
 		&cli.StringFlag{Name: "ui-addr", EnvVars: []string{"PAYMENTS_UI_ADDR"}, Value: DefaultUIAddr, Usage: "embedded Temporal Web UI address (dev only)"},
 		&cli.StringFlag{Name: "blob-url", EnvVars: []string{"PAYMENTS_BLOB_URL"}, Usage: "staging store URL (default file:// under the data dir)"},
@@ -95,6 +106,11 @@ func FromCLI(c *cli.Context) (Config, error) {
 		MySQLDSN:          c.String("mysql-dsn"),
 		TemporalAddress:   c.String("temporal-address"),
 		TemporalNamespace: c.String("temporal-namespace"),
+		TemporalTLS: TLSFiles{
+			CA: c.String("temporal-tls-ca"), Cert: c.String("temporal-tls-cert"),
+			Key: c.String("temporal-tls-key"), ServerName: c.String("temporal-tls-server-name"),
+		},
+		TemporalAPIKey:    c.String("temporal-api-key"),
 		HTTPAddr:          c.String("http-addr"),
 		UIAddr:            c.String("ui-addr"),
 		BlobURL:           c.String("blob-url"),
@@ -139,6 +155,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("PAYMENTS_STAGING_RETENTION must not be negative, got %s", c.StagingRetention)
 	case c.ExportParallelism < 1 || c.ExportParallelism > 64:
 		return fmt.Errorf("PAYMENTS_EXPORT_PARALLELISM must be 1..64, got %d", c.ExportParallelism)
+	}
+	if err := c.TemporalTLS.Validate(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -229,4 +248,22 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// TLSFiles names the PEM files of a TLS connection to Temporal.
+type TLSFiles struct {
+	CA, Cert, Key, ServerName string
+}
+
+// Enabled reports whether any TLS setting is given.
+func (t TLSFiles) Enabled() bool {
+	return t.CA != "" || t.Cert != "" || t.Key != "" || t.ServerName != ""
+}
+
+// Validate checks that a client certificate comes with its key.
+func (t TLSFiles) Validate() error {
+	if (t.Cert == "") != (t.Key == "") {
+		return fmt.Errorf("TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together")
+	}
+	return nil
 }

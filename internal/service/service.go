@@ -107,6 +107,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 	tc, err := temporalclient.Dial(ctx, temporalclient.Options{
 		Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
 		Keys: keys, Logger: logger, Metrics: m.Temporal,
+		TLS: cfg.TemporalTLS, APIKey: cfg.TemporalAPIKey,
 	})
 	if err != nil {
 		db.Close()
