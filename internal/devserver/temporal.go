@@ -13,8 +13,12 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/server/common/authorization"
 	"go.temporal.io/server/common/cluster"
 	"go.temporal.io/server/common/config"
@@ -22,6 +26,8 @@ import (
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/schema/sqlite"
 	"go.temporal.io/server/temporal"
+
+	"github.com/acme/payments/internal/visibility"
 )
 
 // TemporalOptions configures an embedded Temporal server.
@@ -70,7 +76,8 @@ func DefaultDynamicConfig() map[string]any {
 }
 
 // StartTemporal creates (or reopens) the SQLite database and starts all
-// Temporal services in this process. Stop it with Stop.
+// Temporal services in this process, with the namespace and the service's
+// search attributes (package visibility) registered. Stop it with Stop.
 func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error) {
 	if opts.DatabaseFile == "" || opts.FrontendAddress == "" || opts.Namespace == "" {
 		return nil, errors.New("embedded temporal: database file, frontend address and namespace are required")
@@ -145,7 +152,51 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 		_ = srv.Stop()
 		return nil, fmt.Errorf("embedded temporal: %w", err)
 	}
+	if err := registerSearchAttributes(ctx, opts.FrontendAddress, opts.Namespace, logger); err != nil {
+		_ = srv.Stop()
+		return nil, fmt.Errorf("embedded temporal: %w", err)
+	}
 	return t, nil
+}
+
+// registerSearchAttributes registers the service's search attributes on
+// the namespace, as `starter setup-temporal` does on a cluster (a no-op
+// when a reused database has them), and waits until queries on them are
+// accepted: the frontend learns of new attributes when its namespace cache
+// refreshes, and a workflow started before then could not set them.
+func registerSearchAttributes(ctx context.Context, address, namespace string, logger *slog.Logger) error {
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  address,
+		Namespace: namespace,
+		Logger:    sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+	})
+	if err != nil {
+		return fmt.Errorf("dial to register search attributes: %w", err)
+	}
+	defer c.Close()
+	if _, err := visibility.Register(ctx, c.OperatorService(), namespace); err != nil {
+		return err
+	}
+	var terms []string
+	for name := range visibility.Attributes() {
+		terms = append(terms, name+` = "RUNNING"`)
+	}
+	query := strings.Join(terms, " OR ")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: namespace, Query: query})
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("search attributes registered but not yet queryable: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
 
 // Address is the frontend's gRPC host:port.
