@@ -9,6 +9,7 @@ import (
 
 	"github.com/acme/payments/activities"
 	"github.com/acme/payments/internal/export"
+	"github.com/acme/payments/internal/visibility"
 )
 
 // ExportWorkflowID is the id of the workflow of export exportID.
@@ -61,18 +62,25 @@ func Export(ctx workflow.Context, in ExportInput) (ExportProgress, error) {
 		return st.Progress, err
 	}
 	p := in.Params
+	vis := keepsVisibility(ctx)
+	if vis {
+		setKeyword(ctx, visibility.ExportState, st.Progress.State)
+	}
 	if st.Plan == nil {
 		if err := planExport(ctx, p, st); err != nil {
-			return finishExport(ctx, p.ExportID, st, failedOrCancelled(ctx, err))
+			return finishExport(ctx, vis, p.ExportID, st, failedOrCancelled(ctx, err))
+		}
+		if vis {
+			setMemo(ctx, map[string]any{visibility.MemoChunksTotal: st.Progress.ChunksTotal})
 		}
 	}
 	w := &exportParts{in: in, st: st, window: window{parallel: max(p.Parallelism, 1)}}
 	w.run(ctx)
 	switch {
 	case w.cancelled:
-		return finishExport(ctx, p.ExportID, st, activities.FinishExportInput{State: export.StateCancelled, Error: "cancelled"})
+		return finishExport(ctx, vis, p.ExportID, st, activities.FinishExportInput{State: export.StateCancelled, Error: "cancelled"})
 	case w.failure != "":
-		return finishExport(ctx, p.ExportID, st, activities.FinishExportInput{State: export.StateFailed, Error: w.failure})
+		return finishExport(ctx, vis, p.ExportID, st, activities.FinishExportInput{State: export.StateFailed, Error: w.failure})
 	case st.Next < len(st.Plan.Ranges):
 		return st.Progress, workflow.NewContinueAsNewError(ctx, Export, ExportInput{Params: p, HistoryLimit: in.HistoryLimit,
 			HeartbeatTimeout: in.HeartbeatTimeout, State: st})
@@ -84,9 +92,9 @@ func Export(ctx workflow.Context, in ExportInput) (ExportProgress, error) {
 	})
 	var file activities.JoinExportResult
 	if err := workflow.ExecuteActivity(joinCtx, exportActivities.JoinExport, p).Get(ctx, &file); err != nil {
-		return finishExport(ctx, p.ExportID, st, failedOrCancelled(ctx, err))
+		return finishExport(ctx, vis, p.ExportID, st, failedOrCancelled(ctx, err))
 	}
-	return finishExport(ctx, p.ExportID, st, activities.FinishExportInput{State: export.StateCompleted, File: file})
+	return finishExport(ctx, vis, p.ExportID, st, activities.FinishExportInput{State: export.StateCompleted, File: file})
 }
 
 // planExport cuts the export's table into key ranges.
@@ -164,12 +172,18 @@ func (w *exportParts) start(ctx, partCtx workflow.Context, sel workflow.Selector
 }
 
 // finishExport records the final state on the job row, even when the
-// workflow is being cancelled.
-func finishExport(ctx workflow.Context, exportID string, st *ExportState, in activities.FinishExportInput) (ExportProgress, error) {
+// workflow is being cancelled, and (vis) in the run's ExportState and memo.
+func finishExport(ctx workflow.Context, vis bool, exportID string, st *ExportState, in activities.FinishExportInput) (ExportProgress, error) {
 	in.ExportID = exportID
 	st.Progress.State, st.Progress.Error = in.State, in.Error
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
+	if vis {
+		setKeyword(dctx, visibility.ExportState, in.State)
+		if in.State == export.StateCompleted {
+			setMemo(dctx, map[string]any{visibility.MemoRowsWritten: in.File.Rows, visibility.MemoSizeBytes: in.File.Bytes})
+		}
+	}
 	dctx = workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
 		StartToCloseTimeout: 5 * time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},

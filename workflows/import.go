@@ -12,6 +12,7 @@ import (
 	"github.com/acme/payments/activities"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/records"
+	"github.com/acme/payments/internal/visibility"
 )
 
 // ProgressQuery answers an import's Progress.
@@ -101,12 +102,24 @@ func Import(ctx workflow.Context, in ImportInput) (Progress, error) {
 		return st.Progress, err
 	}
 	p := in.Params
+	vis := keepsVisibility(ctx)
+	if vis {
+		setKeyword(ctx, visibility.ImportState, st.Progress.State)
+		setKeyword(ctx, visibility.ImportType, string(p.Kind))
+	}
 	if st.Plan == nil {
 		if err := planImport(ctx, p, st); err != nil {
 			if temporal.IsCanceledError(err) || ctx.Err() != nil {
-				return finish(ctx, p.ImportID, st, importer.StateCancelled, "cancelled")
+				return finish(ctx, vis, p.ImportID, st, importer.StateCancelled, "cancelled")
 			}
-			return finish(ctx, p.ImportID, st, importer.StateFailed, failureMessage(err))
+			return finish(ctx, vis, p.ImportID, st, importer.StateFailed, failureMessage(err))
+		}
+		if vis {
+			setKeyword(ctx, visibility.ImportType, st.Progress.Type)
+			setMemo(ctx, map[string]any{
+				visibility.MemoType: st.Progress.Type, visibility.MemoFormat: st.Progress.Format,
+				visibility.MemoRowsTotal: st.Progress.RowsTotal, visibility.MemoChunksTotal: st.Progress.ChunksTotal,
+			})
 		}
 	}
 	w := &importChunks{p: p, st: st, window: window{parallel: max(p.Parallelism, 1)}, limit: p.HistoryLimit}
@@ -116,14 +129,14 @@ func Import(ctx workflow.Context, in ImportInput) (Progress, error) {
 	w.run(ctx)
 	switch {
 	case w.cancelled:
-		return finish(ctx, p.ImportID, st, importer.StateCancelled, "cancelled")
+		return finish(ctx, vis, p.ImportID, st, importer.StateCancelled, "cancelled")
 	case w.failure != "":
-		return finish(ctx, p.ImportID, st, importer.StateFailed, w.failure)
+		return finish(ctx, vis, p.ImportID, st, importer.StateFailed, w.failure)
 	case st.Next < len(st.Plan.Chunks):
 		workflow.GetLogger(ctx).Info("import continues as new", "import_id", p.ImportID, "next_chunk", st.Next)
 		return st.Progress, workflow.NewContinueAsNewError(ctx, Import, ImportInput{Params: p, State: st})
 	}
-	return finish(ctx, p.ImportID, st, importer.StateCompleted, "")
+	return finish(ctx, vis, p.ImportID, st, importer.StateCompleted, "")
 }
 
 // planImport reads the staged file once and cuts it into chunks.
@@ -207,11 +220,17 @@ func (w *importChunks) start(ctx, chunkCtx workflow.Context, sel workflow.Select
 }
 
 // finish records the final state on the job row, even when the workflow is
-// being cancelled.
-func finish(ctx workflow.Context, importID string, st *ImportState, state, message string) (Progress, error) {
+// being cancelled, and (vis) in the run's ImportState and memo.
+func finish(ctx workflow.Context, vis bool, importID string, st *ImportState, state, message string) (Progress, error) {
 	st.Progress.State, st.Progress.Error = state, message
 	dctx, cancel := workflow.NewDisconnectedContext(ctx)
 	defer cancel()
+	if vis {
+		setKeyword(dctx, visibility.ImportState, state)
+		setMemo(dctx, map[string]any{
+			visibility.MemoRowsWritten: st.Progress.RowsWritten, visibility.MemoRowsRejected: st.Progress.RowsRejected,
+		})
+	}
 	dctx = workflow.WithActivityOptions(dctx, workflow.ActivityOptions{
 		StartToCloseTimeout: time.Minute,
 		RetryPolicy:         &temporal.RetryPolicy{InitialInterval: time.Second, MaximumInterval: 30 * time.Second},
