@@ -111,6 +111,10 @@ type batch struct {
 	refs    map[string]string
 	inserts []*payRow
 	events  []event
+	// recorded, when set, counts the applied events written, by the
+	// batch's source at the time; the caller reports it once the
+	// transaction commits.
+	recorded tally
 }
 
 // newBatch starts the decisions of one transaction.
@@ -223,6 +227,13 @@ func (b *batch) run(ctx context.Context, tx *sqlx.Tx, entries []entry) error {
 	}
 	if err := b.writeEvents(ctx, tx); err != nil {
 		return err
+	}
+	if b.recorded != nil {
+		for _, ev := range b.events {
+			if ev.applied {
+				b.recorded.add(b.src, ev.to, 1)
+			}
+		}
 	}
 	return b.reevaluateOrders(ctx, tx)
 }

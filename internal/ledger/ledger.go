@@ -240,6 +240,14 @@ type Ledger struct {
 	// transaction after a transient conflict (for metrics); it must be safe
 	// for concurrent use.
 	OnRetry func(attempt int, err error)
+	// OnRecorded, if set, is called after a transaction of the ledger
+	// that inserted or settled payments commits, once per source and
+	// status with how many payments it left in that status (for metrics).
+	// A rejected payment, a repeat and a refused transition (an applied=0
+	// event) are not counted. RecordTx, whose caller commits, reports
+	// nothing: the caller hands its results to Recorded after the commit.
+	// It must be safe for concurrent use.
+	OnRecorded func(src Source, status Status, n int)
 }
 
 // TxOptions returns the options a caller's transaction passed to RecordTx
@@ -288,7 +296,50 @@ func (l *Ledger) Record(ctx context.Context, src Source, ref string, payments []
 	if err != nil {
 		return nil, err
 	}
+	l.Recorded(src, results)
 	return results, nil
+}
+
+// Recorded reports to OnRecorded the payments that results of a committed
+// RecordTx call of source src inserted or settled. Callers of RecordTx
+// call it once their transaction has committed. A nil Ledger reports
+// nothing.
+func (l *Ledger) Recorded(src Source, results []Result) {
+	if l == nil || l.OnRecorded == nil {
+		return
+	}
+	t := tally{}
+	for _, r := range results {
+		if r.Outcome == Inserted || r.Outcome == Settled {
+			t.add(src, r.Status, 1)
+		}
+	}
+	l.report(t)
+}
+
+// tally counts a transaction's applied payment changes by source and the
+// status they left their payments in, for OnRecorded.
+type tally map[tallyKey]int
+
+type tallyKey struct {
+	src    Source
+	status Status
+}
+
+func (t tally) add(src Source, status Status, n int) {
+	if t != nil && n > 0 {
+		t[tallyKey{src, status}] += n
+	}
+}
+
+// report hands a committed transaction's tally to OnRecorded.
+func (l *Ledger) report(t tally) {
+	if l.OnRecorded == nil {
+		return
+	}
+	for k, n := range t {
+		l.OnRecorded(k.src, k.status, n)
+	}
 }
 
 // RecordTx stores payments inside the caller's transaction, which must be

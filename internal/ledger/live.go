@@ -127,18 +127,23 @@ type AttemptResult struct {
 // for the payment is applied and cleared in the same transaction.
 func (l *Ledger) Attempt(ctx context.Context, a Attempt) (AttemptResult, error) {
 	var out AttemptResult
+	var rec tally
 	err := l.inTx(ctx, func(tx *sqlx.Tx) error {
 		var err error
-		out, err = l.attemptTx(ctx, tx, a)
+		rec = tally{}
+		out, err = l.attemptTx(ctx, tx, a, rec)
 		return err
 	})
 	if err != nil {
 		return AttemptResult{}, fmt.Errorf("payment attempt %s for order %s: %w", a.PaymentID, a.OrderID, err)
 	}
+	l.report(rec)
 	return out, nil
 }
 
-func (l *Ledger) attemptTx(ctx context.Context, tx *sqlx.Tx, a Attempt) (AttemptResult, error) {
+// attemptTx decides an attempt in tx, counting the changes it applies in
+// rec.
+func (l *Ledger) attemptTx(ctx context.Context, tx *sqlx.Tx, a Attempt, rec tally) (AttemptResult, error) {
 	out := AttemptResult{Result: Result{PaymentID: a.PaymentID}}
 	reject := func(code, msg string) (AttemptResult, error) {
 		out.Result.Outcome, out.Result.Code, out.Result.Message = Rejected, code, msg
@@ -151,6 +156,7 @@ func (l *Ledger) attemptTx(ctx context.Context, tx *sqlx.Tx, a Attempt) (Attempt
 	if err != nil {
 		return out, err
 	}
+	b.recorded = rec
 	if err := b.lockOrders(ctx, tx, []string{a.OrderID}); err != nil {
 		return out, err
 	}
@@ -267,12 +273,15 @@ func (l *Ledger) settleOrder(ctx context.Context, orderID string, src Source, re
 		return AttemptResult{}, err
 	}
 	var out AttemptResult
+	var rec tally
 	err := l.inTx(ctx, func(tx *sqlx.Tx) error {
 		out = AttemptResult{Result: Result{PaymentID: e.p.PaymentID}}
+		rec = tally{}
 		b, err := l.newBatch(src, ref)
 		if err != nil {
 			return err
 		}
+		b.recorded = rec
 		if err := b.lockOrders(ctx, tx, []string{orderID}); err != nil {
 			return err
 		}
@@ -292,6 +301,7 @@ func (l *Ledger) settleOrder(ctx context.Context, orderID string, src Source, re
 	if err != nil {
 		return AttemptResult{}, fmt.Errorf("settle payment %s of order %s: %w", e.p.PaymentID, orderID, err)
 	}
+	l.report(rec)
 	if out.Result.Status.Terminal() {
 		out.Settled = []string{e.p.PaymentID}
 	}
