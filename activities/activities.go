@@ -11,6 +11,7 @@ import (
 	"github.com/acme/payments/internal/export"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/metrics"
 	"github.com/acme/payments/internal/staging"
 )
 
@@ -24,4 +25,6 @@ type Activities struct {
 	// WakeOrder tells an order's open payment workflow that its payments
 	// changed (wired to a signal by the worker).
 	WakeOrder func(ctx context.Context, orderID string) error
+	// Metrics counts import chunks and export parts; nil counts nothing.
+	Metrics *metrics.Metrics
 }

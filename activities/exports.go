@@ -97,6 +97,9 @@ func (a *Activities) ExportChunk(ctx context.Context, in ExportChunkInput) (Expo
 	if err != nil {
 		return ExportChunkResult{}, err
 	}
+	if !done {
+		a.Metrics.ExportRows(string(in.Params.Kind), string(in.Params.Format), stored.Rows)
+	}
 	return ExportChunkResult{Chunk: in.Chunk, Rows: stored.Rows, Replayed: done}, nil
 }
 

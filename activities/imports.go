@@ -11,6 +11,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/metrics"
 	"github.com/acme/payments/internal/records"
 )
 
@@ -83,6 +84,7 @@ type ImportChunkInput struct {
 // ImportChunk imports one chunk in one MySQL transaction (see
 // importer.Importer.ImportChunk); a chunk already committed writes nothing.
 func (a *Activities) ImportChunk(ctx context.Context, in ImportChunkInput) (importer.ChunkResult, error) {
+	start := time.Now()
 	r, err := a.Store.OpenRange(ctx, in.BlobKey, in.Chunk.Start, in.Chunk.End-in.Chunk.Start)
 	if err != nil {
 		return importer.ChunkResult{}, fmt.Errorf("import %s chunk %d: %w", in.ImportID, in.Chunk.Index, err)
@@ -99,6 +101,12 @@ func (a *Activities) ImportChunk(ctx context.Context, in ImportChunkInput) (impo
 	}
 	if err != nil {
 		return res, err
+	}
+	if !res.Replayed {
+		// Counted by the attempt that committed the chunk only, so retries
+		// and replays do not count its rows again.
+		a.Metrics.ObserveImportChunk(metrics.ImportChunk{Type: string(in.Kind), Written: res.RowsWritten,
+			Unchanged: res.RowsUnchanged, Rejected: res.RowsRejected, Rejects: res.RejectCodes, Duration: time.Since(start)})
 	}
 	// Wake the open payment workflows of orders this chunk paid into, so
 	// one whose order is now covered can complete. Best effort: a workflow

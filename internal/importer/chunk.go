@@ -55,6 +55,10 @@ type ChunkResult struct {
 	// OpenOrders are orders this chunk paid into whose payment workflow is
 	// open; the caller wakes them. Not part of the activity's result.
 	OpenOrders []string `json:"-"`
+	// RejectCodes counts the rows this call rejected by reject code, for
+	// metrics; empty for a replayed chunk. Not part of the activity's
+	// result.
+	RejectCodes map[string]int64 `json:"-"`
 }
 
 // ErrFile marks a chunk whose bytes do not parse as the plan said: the
@@ -206,6 +210,7 @@ func (im *Importer) commitChunk(ctx context.Context, spec ChunkSpec, rows *chunk
 		return res, prior, done, err
 	}
 	rejects := rows.rejects
+	var recorded []ledger.Result
 	switch spec.Kind {
 	case records.KindOrders:
 		var rej []Reject
@@ -213,7 +218,7 @@ func (im *Importer) commitChunk(ctx context.Context, spec ChunkSpec, rows *chunk
 		rejects = append(rejects, rej...)
 	case records.KindPayments:
 		var rej []Reject
-		res.RowsWritten, res.RowsUnchanged, rej, err = im.writePayments(ctx, tx, spec, rows.payments, rows.recs)
+		res.RowsWritten, res.RowsUnchanged, rej, recorded, err = im.writePayments(ctx, tx, spec, rows.payments, rows.recs)
 		rejects = append(rejects, rej...)
 	}
 	if err != nil {
@@ -226,6 +231,13 @@ func (im *Importer) commitChunk(ctx context.Context, spec ChunkSpec, rows *chunk
 	}
 	if err := tx.Commit(); err != nil {
 		return res, prior, false, fmt.Errorf("commit: %w", err)
+	}
+	im.Ledger.Recorded(ledger.SourceImport, recorded)
+	if len(rejects) > 0 {
+		res.RejectCodes = make(map[string]int64)
+		for _, r := range rejects {
+			res.RejectCodes[r.Code]++
+		}
 	}
 	return res, prior, false, nil
 }
@@ -247,11 +259,12 @@ func (im *Importer) claim(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec) (boo
 }
 
 // writePayments records a chunk's payments through the ledger and sorts
-// its answers into the chunk's figures and rejects.
-func (im *Importer) writePayments(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec, payments []ledger.Payment, recs []records.Record) (written, unchanged int64, rejects []Reject, err error) {
-	results, err := im.Ledger.RecordTx(ctx, tx, ledger.SourceImport, "import/"+spec.ImportID, payments)
+// its answers into the chunk's figures and rejects; results are the
+// ledger's answers, to report once the chunk commits.
+func (im *Importer) writePayments(ctx context.Context, tx *sqlx.Tx, spec ChunkSpec, payments []ledger.Payment, recs []records.Record) (written, unchanged int64, rejects []Reject, results []ledger.Result, err error) {
+	results, err = im.Ledger.RecordTx(ctx, tx, ledger.SourceImport, "import/"+spec.ImportID, payments)
 	if err != nil {
-		return 0, 0, nil, err
+		return 0, 0, nil, nil, err
 	}
 	for i, r := range results {
 		switch r.Outcome {
@@ -263,7 +276,7 @@ func (im *Importer) writePayments(ctx context.Context, tx *sqlx.Tx, spec ChunkSp
 			rejects = append(rejects, Reject{Line: recs[i].Line, Record: recs[i].Number, Code: r.Code, Message: r.Message})
 		}
 	}
-	return written, unchanged, rejects, nil
+	return written, unchanged, rejects, results, nil
 }
 
 // account writes the chunk's rejects, its figures on its ledger row and
