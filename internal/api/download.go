@@ -35,6 +35,7 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request) {
 		err = body.finish(enc.AppendFooter(nil))
 	}
 	if err == nil {
+		s.Metrics.DownloadRows(string(p.Kind), string(p.Format), written.Rows)
 		return
 	}
 	if !body.started && r.Context().Err() == nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/acme/payments/internal/auth"
 	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/metrics"
 	"github.com/acme/payments/internal/money"
 	"github.com/acme/payments/internal/orders"
 	"github.com/acme/payments/internal/webhook"
@@ -215,48 +216,78 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 // gatewayCallback verifies a gateway's signature before anything else,
 // then hands the result to the payment's order workflow. A result for a
 // payment not seen yet is kept and applied when the attempt arrives.
+// Every callback is counted by its outcome (payments_gateway_callbacks_total).
 func (s *Server) gatewayCallback(w http.ResponseWriter, r *http.Request) {
 	gateway := r.PathValue("gateway")
+	secret, known := s.WebhookSecrets[gateway]
+	label := gateway
+	if !known {
+		// The path is the caller's: only configured names are labels.
+		label = metrics.UnknownGateway
+	}
+	count := func(outcome string) { s.Metrics.GatewayCallback(label, outcome) }
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhook.MaxBodyBytes))
 	if err != nil {
+		count(metrics.CallbackTooLarge)
 		WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "callback body too large")
 		return
 	}
-	secret, ok := s.WebhookSecrets[gateway]
-	if !ok {
+	if !known {
+		count(metrics.CallbackUnknownGateway)
 		WriteError(w, http.StatusUnauthorized, "unauthorized", "unknown gateway or bad signature")
 		return
 	}
 	if err := webhook.Verify(secret, r.Header.Get("X-Signature"), body, time.Now()); err != nil {
+		switch {
+		case errors.Is(err, webhook.ErrMissingSignature):
+			count(metrics.CallbackMissingSignature)
+		case errors.Is(err, webhook.ErrStale):
+			count(metrics.CallbackStaleSignature)
+		default:
+			count(metrics.CallbackBadSignature)
+		}
 		s.Logger.Warn("gateway callback refused", "gateway", gateway, "reason", err.Error())
 		WriteError(w, http.StatusUnauthorized, "unauthorized", "missing, bad or stale signature")
 		return
 	}
 	res, err := webhook.ParseResult(body)
 	if err != nil {
+		count(metrics.CallbackInvalid)
 		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
 	g := ledger.GatewayResult{Gateway: gateway, PaymentID: res.PaymentID, Status: ledger.Status(res.Status),
 		Amount: res.Amount, GatewayRef: res.GatewayRef, FailureReason: res.FailureReason}
 	if code, msg := g.Check(); code != "" {
+		count(metrics.CallbackRejected)
 		writeRejection(w, code, msg)
 		return
 	}
 	out, queued, err := s.Lifecycle.GatewayResult(r.Context(), g)
 	if err != nil {
+		count(metrics.CallbackError)
 		s.internalError(w, "apply gateway result", err)
 		return
 	}
 	if queued {
+		count(metrics.CallbackQueued)
 		WriteJSON(w, http.StatusAccepted, map[string]string{"payment_id": res.PaymentID, "status": "QUEUED"})
 		return
 	}
 	if out.Code == ledger.CodeBadAmount {
 		// Not an amount of the payment's currency: the gateway sent
 		// something wrong, not a contradiction to keep.
+		count(metrics.CallbackRejected)
 		writeRejection(w, out.Code, out.Message)
 		return
+	}
+	switch out.Outcome {
+	case ledger.Settled:
+		count(metrics.CallbackAccepted)
+	case ledger.Unchanged:
+		count(metrics.CallbackDuplicate)
+	default:
+		count(metrics.CallbackConflict)
 	}
 	// Repeats and contradictions are answered 200 too: the gateway must
 	// stop retrying; a contradiction is kept as an audit event.
