@@ -47,6 +47,10 @@ type Config struct {
 	// StagingRetention is how long staged uploads are kept; zero keeps
 	// them.
 	StagingRetention time.Duration
+	// MetricsAddr is where a worker serves its Prometheus metrics
+	// (PAYMENTS_METRICS_ADDR); empty serves none. The API serves them on
+	// its own address at /metrics.
+	MetricsAddr string
 	// AttemptTimeout fails a payment attempt its gateway never answers.
 	AttemptTimeout time.Duration
 	LogLevel       string
@@ -81,6 +85,7 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "temporal-api-key", EnvVars: []string{"TEMPORAL_API_KEY"}, Usage: "Temporal API key (Temporal Cloud); implies TLS"},
 		&cli.StringFlag{Name: "http-addr", EnvVars: []string{"PAYMENTS_HTTP_ADDR"}, Value: DefaultHTTPAddr, Usage: "HTTP API listen address"},
 		&cli.StringFlag{Name: "ui-addr", EnvVars: []string{"PAYMENTS_UI_ADDR"}, Value: DefaultUIAddr, Usage: "embedded Temporal Web UI address (dev only)"},
+		&cli.StringFlag{Name: "metrics-addr", EnvVars: []string{"PAYMENTS_METRICS_ADDR"}, Usage: "worker: serve Prometheus metrics at /metrics on this address (empty: off)"},
 		&cli.StringFlag{Name: "blob-url", EnvVars: []string{"PAYMENTS_BLOB_URL"}, Usage: "staging store URL (default file:// under the data dir)"},
 		&cli.StringFlag{Name: "data-dir", EnvVars: []string{"PAYMENTS_DATA_DIR"}, Value: DefaultDataDir, Usage: "local state: dev Temporal database, blobs, dev keys"},
 		&cli.StringFlag{Name: "keys", EnvVars: []string{"PAYMENTS_KEYS"}, Usage: "encryption keys id:base64,… (first is primary)"},
@@ -113,6 +118,7 @@ func FromCLI(c *cli.Context) (Config, error) {
 		TemporalAPIKey:    c.String("temporal-api-key"),
 		HTTPAddr:          c.String("http-addr"),
 		UIAddr:            c.String("ui-addr"),
+		MetricsAddr:       c.String("metrics-addr"),
 		BlobURL:           c.String("blob-url"),
 		DataDir:           c.String("data-dir"),
 		Keys:              c.String("keys"),

@@ -53,8 +53,8 @@ type Deps struct {
 	Store      *staging.Store
 	Temporal   client.Client
 	Metrics    *metrics.Metrics
-	// Ledger is the process's one ledger; its retries are counted in
-	// Metrics.
+	// Ledger is the process's one ledger; its retries and the payments it
+	// records are counted in Metrics.
 	Ledger *ledger.Ledger
 	Logger *slog.Logger
 }
@@ -116,8 +116,16 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 		m.Close()
 		return nil, err
 	}
-	l := &ledger.Ledger{DB: db, Keys: keys, OnRetry: func(int, error) { m.LedgerRetries.Inc() }}
+	l := &ledger.Ledger{DB: db, Keys: keys, OnRetry: m.LedgerRetry, OnRecorded: countRecorded(m)}
 	return &Deps{Config: cfg, DB: db, TextDB: textDB, Keys: keys, BlindIndex: bidx, Store: store, Temporal: tc, Metrics: m, Ledger: l, Logger: logger}, nil
+}
+
+// countRecorded counts the payments a ledger records in m
+// (payments_payments_recorded_total).
+func countRecorded(m *metrics.Metrics) func(ledger.Source, ledger.Status, int) {
+	return func(src ledger.Source, status ledger.Status, n int) {
+		m.PaymentsRecorded(string(src), string(status), n)
+	}
 }
 
 // Close releases everything Open opened.
@@ -145,6 +153,7 @@ func NewWorker(d *Deps) worker.Worker {
 		WakeOrder: NewLifecycle(d).Wake,
 		Importer:  &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger},
 		Exporter:  &export.Exporter{DB: d.TextDB, Keys: d.Keys},
+		Metrics:   d.Metrics,
 	})
 	return w
 }
@@ -220,13 +229,29 @@ func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	return ListenAndServe(ctx, cfg.HTTPAddr, s.Handler(), logger)
 }
 
-// RunWorker runs the Temporal worker until ctx ends.
+// RunWorker runs the Temporal worker until ctx ends, and serves its
+// metrics on PAYMENTS_METRICS_ADDR when that is set.
 func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	// Listen first: a taken port fails at once, before any connection.
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		var err error
+		if metricsLn, err = ListenMetrics(cfg.MetricsAddr); err != nil {
+			return err
+		}
+	}
 	d, err := Open(ctx, cfg, logger, false)
 	if err != nil {
+		if metricsLn != nil {
+			metricsLn.Close()
+		}
 		return err
 	}
 	defer d.Close()
+	if metricsLn != nil {
+		stop := ServeMetrics(metricsLn, d.Metrics, logger)
+		defer stop()
+	}
 	w := NewWorker(d)
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
@@ -237,6 +262,38 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 	w.Stop()
 	logger.Info("worker stopped")
 	return nil
+}
+
+// ListenMetrics opens the metrics listener of PAYMENTS_METRICS_ADDR; its
+// error is one line naming the variable and the address.
+func ListenMetrics(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("PAYMENTS_METRICS_ADDR: %w", err)
+	}
+	return ln, nil
+}
+
+// ServeMetrics serves m's registry at /metrics on ln until stop is called,
+// which waits for requests in flight (a few seconds at most) and closes ln.
+func ServeMetrics(ln net.Listener, m *metrics.Metrics, logger *slog.Logger) (stop func()) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: time.Minute}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics listener", "addr", ln.Addr().String(), "error", err.Error())
+		}
+	}()
+	logger.Info("metrics listening", "addr", ln.Addr().String())
+	return func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		<-done
+	}
 }
 
 // SweepStaging deletes staged uploads past PAYMENTS_STAGING_RETENTION now
