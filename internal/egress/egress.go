@@ -19,10 +19,12 @@ import (
 	"github.com/jmoiron/sqlx"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/payments/activities"
 	"github.com/acme/payments/internal/export"
 	"github.com/acme/payments/internal/staging"
+	"github.com/acme/payments/internal/visibility"
 	"github.com/acme/payments/workflows"
 )
 
@@ -75,12 +77,15 @@ func (e *Exports) startWorkflow(ctx context.Context, job export.Job) error {
 		TaskQueue:                workflows.TaskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// Filterable from the start; the workflow keeps it current.
+		TypedSearchAttributes: temporal.NewSearchAttributes(visibility.ExportState.ValueSet(export.StateRunning)),
+		Memo:                  map[string]any{visibility.MemoType: string(p.Kind), visibility.MemoFormat: string(p.Format)},
 	}, workflows.Export, workflows.ExportInput{
 		Params:       activities.ExportParams{ExportID: job.ExportID, Params: p, ChunkRows: e.ChunkRows, Parallelism: e.Parallelism},
 		HistoryLimit: e.HistoryLimit,
 	})
 	if err != nil {
-		return fmt.Errorf("start export workflow %s: %w", job.WorkflowID, err)
+		return fmt.Errorf("start export workflow %s: %w", job.WorkflowID, visibility.Explain(err))
 	}
 	return nil
 }

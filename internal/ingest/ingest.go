@@ -15,10 +15,12 @@ import (
 	"github.com/jmoiron/sqlx"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/records"
 	"github.com/acme/payments/internal/staging"
+	"github.com/acme/payments/internal/visibility"
 	"github.com/acme/payments/workflows"
 )
 
@@ -102,15 +104,29 @@ func (in *Intake) startWorkflow(ctx context.Context, job importer.Job) error {
 		// chance.)
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
+		// Filterable from the start; the workflow keeps them current.
+		TypedSearchAttributes: importAttributes(job),
+		Memo:                  map[string]any{visibility.MemoSizeBytes: job.SizeBytes},
 	}, workflows.Import, workflows.ImportInput{Params: workflows.ImportParams{
 		ImportID: job.ImportID, BlobKey: job.BlobKey, Kind: records.Kind(job.Type),
 		MaxRejects: job.MaxRejects, ChunkRows: in.ChunkRows, Parallelism: in.Parallelism,
 		HistoryLimit: in.HistoryLimit,
 	}})
 	if err != nil {
-		return fmt.Errorf("start import workflow %s: %w", job.WorkflowID, err)
+		return fmt.Errorf("start import workflow %s: %w", job.WorkflowID, visibility.Explain(err))
 	}
 	return nil
+}
+
+// importAttributes are a starting import's search attributes: RUNNING, and
+// its type when the caller gave it (else the workflow sets it once the file
+// is planned).
+func importAttributes(job importer.Job) temporal.SearchAttributes {
+	set := []temporal.SearchAttributeUpdate{visibility.ImportState.ValueSet(importer.StateRunning)}
+	if job.Type != "" {
+		set = append(set, visibility.ImportType.ValueSet(job.Type))
+	}
+	return temporal.NewSearchAttributes(set...)
 }
 
 // Progress asks a running import's workflow for its progress.
