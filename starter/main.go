@@ -65,6 +65,7 @@ func newApp() *cli.App {
 			benchCommand(),
 			orderCommand(),
 			payCommand(),
+			setupTemporalCommand(),
 			{
 				Name:  "migrate",
 				Usage: "apply pending database migrations",
