@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -97,9 +99,19 @@ func importsCommand() *cli.Command {
 		Name:      "imports",
 		Usage:     "list imports, or show one",
 		ArgsUsage: "[ID]",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "state", Usage: "list only imports in this state: " + strings.Join(importer.States(), ", ")},
+		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 1 {
 				return usageError{errors.New("imports takes at most one ID")}
+			}
+			state := strings.ToUpper(c.String("state"))
+			if state != "" && !slices.Contains(importer.States(), state) {
+				return usageError{fmt.Errorf("--state %q: want one of %s", c.String("state"), strings.Join(importer.States(), ", "))}
+			}
+			if state != "" && c.Args().Len() > 0 {
+				return usageError{errors.New("imports takes an ID or --state, not both")}
 			}
 			cfg, err := config.FromCLI(c)
 			if err != nil {
@@ -114,7 +126,7 @@ func importsCommand() *cli.Command {
 					printJob(job)
 					return nil
 				}
-				jobs, err := importer.ListJobs(c.Context, d.DB, 100)
+				jobs, err := importer.ListJobsInState(c.Context, d.DB, state, 100)
 				if err != nil {
 					return err
 				}

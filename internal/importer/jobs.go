@@ -102,13 +102,27 @@ func GetJob(ctx context.Context, db *sqlx.DB, importID string) (Job, error) {
 
 // ListJobs returns the newest imports first.
 func ListJobs(ctx context.Context, db *sqlx.DB, limit int) ([]Job, error) {
+	return ListJobsInState(ctx, db, "", limit)
+}
+
+// ListJobsInState returns the newest imports in state (RUNNING, COMPLETED,
+// FAILED or CANCELLED; "" for any) first.
+func ListJobsInState(ctx context.Context, db *sqlx.DB, state string, limit int) ([]Job, error) {
 	jobs := []Job{}
-	err := db.SelectContext(ctx, &jobs, `SELECT `+jobColumns+` FROM import_jobs ORDER BY created_at DESC, import_id LIMIT ?`, limit)
+	var err error
+	if state == "" {
+		err = db.SelectContext(ctx, &jobs, `SELECT `+jobColumns+` FROM import_jobs ORDER BY created_at DESC, import_id LIMIT ?`, limit)
+	} else {
+		err = db.SelectContext(ctx, &jobs, `SELECT `+jobColumns+` FROM import_jobs WHERE state = ? ORDER BY created_at DESC, import_id LIMIT ?`, state, limit)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("list imports: %w", err)
 	}
 	return jobs, nil
 }
+
+// States are the states an import can be in.
+func States() []string { return []string{StateRunning, StateCompleted, StateFailed, StateCancelled} }
 
 // SetPlan records what planning found: the type, format and chunk count.
 func SetPlan(ctx context.Context, db *sqlx.DB, importID, typ, format string, chunks int) error {
