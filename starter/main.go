@@ -55,9 +55,13 @@ func newApp() *cli.App {
 				Name:  "serve",
 				Usage: "run the HTTP API against TEMPORAL_ADDRESS and PAYMENTS_MYSQL_DSN",
 				Action: withConfig(func(ctx context.Context, c *cli.Context, cfg config.Config) error {
+					if err := service.UseDevKeysIfPresent(&cfg); err != nil {
+						return err
+					}
 					return service.Serve(ctx, cfg, logger(cfg))
 				}),
 			},
+			clusterCommand(),
 			importCommand(),
 			importsCommand(),
 			exportCommand(),

@@ -26,6 +26,10 @@ func main() {
 			if err != nil {
 				return cli.Exit(err.Error(), 2)
 			}
+			// Next to `starter dev`, the development keys it created.
+			if err := service.UseDevKeysIfPresent(&cfg); err != nil {
+				return cli.Exit(err.Error(), 1)
+			}
 			return service.RunWorker(c.Context, cfg, service.NewLogger(os.Stderr, cfg.LogLevel))
 		},
 	}

@@ -1,0 +1,114 @@
+package devstack
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/acme/payments/internal/cluster"
+	"github.com/acme/payments/internal/config"
+	"github.com/acme/payments/internal/devserver"
+	"github.com/acme/payments/internal/s3server"
+	"github.com/acme/payments/internal/temporalserver"
+)
+
+// ClusterDatabase is the PostgreSQL database `starter cluster` keeps
+// Temporal's state in (and its _visibility sibling); it survives restarts.
+const ClusterDatabase = "payments_temporal"
+
+// Cluster runs the scale-out topology on this machine until ctx ends: the
+// Temporal server built from the pinned module as its own process on
+// PostgreSQL, its Web UI decoding through the API's /codec, an S3-compatible
+// staging store, workers worker processes and one `starter serve`. The
+// database is migrated and the search attributes registered first.
+func Cluster(ctx context.Context, cfg config.Config, pg temporalserver.Postgres, workers int, logger *slog.Logger, out io.Writer) error {
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	cfg.DataDir = dataDir
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return fmt.Errorf("data dir: %w", err)
+	}
+	if err := devKeys(&cfg, out); err != nil {
+		return err
+	}
+	uiToken, err := devToken(&cfg, out)
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(dataDir, "cluster")
+	fmt.Fprintln(out, "Building the Temporal server, starter and worker…")
+	tbins, err := temporalserver.Build(ctx, filepath.Join(dir, "bin"))
+	if err != nil {
+		return err
+	}
+	sbins, err := cluster.BuildService(ctx, filepath.Join(dir, "bin"))
+	if err != nil {
+		return err
+	}
+	s3, err := s3server.Start("127.0.0.1:0", "staging")
+	if err != nil {
+		return err
+	}
+	defer s3.Close()
+
+	env := append([]string{
+		"PAYMENTS_MYSQL_DSN=" + cfg.MySQLDSN,
+		"PAYMENTS_DATA_DIR=" + dataDir,
+		"PAYMENTS_BLOB_URL=" + s3.BlobURL(),
+		"PAYMENTS_API_TOKENS=" + cfg.APITokens,
+		"PAYMENTS_WEBHOOK_SECRETS=" + cfg.WebhookSecrets,
+		"PAYMENTS_LOG_LEVEL=" + cfg.LogLevel,
+		"PAYMENTS_UI_ADDR=" + cfg.UIAddr,
+		"PAYMENTS_CODEC_CORS_ORIGINS=" + strings.Join(cfg.CodecCORSOrigins, ","),
+	}, s3server.Env()...)
+	// Configured keys go to the processes; development keys they find
+	// under the data dir themselves.
+	if cfg.BlindIndexKeyFile == "" {
+		env = append(env, "PAYMENTS_KEYS="+cfg.Keys, "PAYMENTS_KEYS_FILE="+cfg.KeysFile, "PAYMENTS_BLIND_INDEX_KEY="+cfg.BlindIndexKey)
+	}
+	pg.Database = ClusterDatabase
+	c, err := cluster.Start(ctx, cluster.Options{
+		Dir: dir, Service: sbins, Temporal: tbins, Postgres: pg, Env: env, Workers: workers,
+		HTTPAddr: cfg.HTTPAddr, FrontendAddress: cfg.TemporalAddress,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err := c.Stop(); err != nil {
+			logger.Warn("cluster stop", "error", err.Error())
+		}
+	}()
+	ui, err := devserver.StartUI(ctx, devserver.UIOptions{
+		Address:         cfg.UIAddr,
+		TemporalAddress: c.Temporal.Address(),
+		Namespace:       cfg.TemporalNamespace,
+		CodecEndpoint:   c.APIURL() + "/codec",
+		CodecToken:      uiToken,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ui.Stop(stopCtx)
+	}()
+	fmt.Fprintf(out, "Temporal server: %s (PostgreSQL databases %s, %s; log %s)\n",
+		c.Temporal.Address(), pg.Database, pg.VisibilityDatabase(), c.Temporal.LogFile())
+	for _, w := range c.Workers() {
+		fmt.Fprintf(out, "%s:        pid %d, log %s\n", w.Name, w.Pid(), w.LogFile)
+	}
+	fmt.Fprintf(out, "HTTP API:        %s (pid %d, log %s)\nStaging (S3):    %s, bucket staging (in memory)\nTemporal Web UI: http://%s\nCtrl-C stops everything.\n",
+		c.APIURL(), c.API().Pid(), c.API().LogFile, s3.Endpoint(), cfg.UIAddr)
+	<-ctx.Done()
+	fmt.Fprintln(out, "Stopping the cluster…")
+	return nil
+}
