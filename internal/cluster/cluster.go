@@ -20,6 +20,7 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/acme/payments/internal/temporalserver"
 	"github.com/acme/payments/internal/visibility"
@@ -267,11 +268,28 @@ func (c *Cluster) registerSearchAttributes(ctx context.Context) error {
 	defer tc.Close()
 	// A namespace just registered reaches every service's cache within
 	// seconds; until then the operator service does not know it.
-	deadline := time.Now().Add(30 * time.Second)
+	// Then the frontend's cache of the attributes catches up: until a
+	// query on them is accepted, a start that sets them is refused.
+	terms := make([]string, 0, len(visibility.Attributes()))
+	for name := range visibility.Attributes() {
+		terms = append(terms, name+` = "RUNNING"`)
+	}
+	query := &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: strings.Join(terms, " OR ")}
+	deadline := time.Now().Add(90 * time.Second)
+	registered := false
 	for {
-		_, err = visibility.Register(ctx, tc.OperatorService(), "default")
-		if err == nil || time.Now().After(deadline) {
-			return err
+		if !registered {
+			_, err = visibility.Register(ctx, tc.OperatorService(), "default")
+			registered = err == nil
+		}
+		if registered {
+			_, err = tc.CountWorkflow(ctx, query)
+		}
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("search attributes: %w", err)
 		}
 		select {
 		case <-ctx.Done():
