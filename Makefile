@@ -5,7 +5,7 @@ GO        ?= go
 PKGS      := ./...
 BIN       := bin
 
-.PHONY: dev test test-race bench lint build migrate compose-check clean
+.PHONY: dev cluster test drill test-race bench lint build migrate compose-check clean
 
 # docker-compose.yml requires these variables; dummy values let
 # `docker-compose config` check the file's syntax and interpolation without
@@ -21,10 +21,22 @@ COMPOSE_CHECK = if command -v docker-compose >/dev/null 2>&1; then \
 dev: ## run embedded Temporal + UI (:8233), worker and HTTP API (:8080)
 	$(GO) run ./starter dev
 
-test: ## every unit and integration test, against the real MariaDB; validates docker-compose.yml
+cluster: ## the scale-out shape on this machine: Temporal server on PostgreSQL + UI (:8233), two workers, one API (:8080)
+	scripts/ensure-mysql.sh
+	scripts/ensure-postgres.sh
+	$(GO) run ./starter cluster
+
+test: ## every unit and integration test against the real MariaDB and PostgreSQL, then the drills; validates docker-compose.yml
 	@$(COMPOSE_CHECK)
 	scripts/ensure-mysql.sh
+	scripts/ensure-postgres.sh
 	$(GO) test -count=1 -timeout 30m $(PKGS)
+	$(MAKE) drill
+
+drill: ## crash drills on the cluster topology: real Temporal server process, worker processes, S3 staging, faults
+	scripts/ensure-mysql.sh
+	scripts/ensure-postgres.sh
+	PAYMENTS_DRILL=1 $(GO) test -count=1 -timeout 40m -v ./internal/drill/
 
 test-race: ## the packages with concurrency of their own, under the race detector
 	scripts/ensure-mysql.sh
