@@ -13,7 +13,10 @@
 // together: order ids are ORD-%08d numbered 1..Count, payments refer to
 // orders 1..Options.Orders, and the amounts of an order's payments split
 // OrderAmount of that order (first payment half, second the rest, further
-// ones a small extra, i.e. an overpayment).
+// ones a small extra, i.e. an overpayment). Payments can instead refer to
+// the orders an orders file holds (Options.OrderList, from ReadOrders), so
+// that every payment has an order its import stored, whatever the orders
+// file's bad rows were.
 package gen
 
 import (
@@ -87,16 +90,23 @@ type Options struct {
 	Format string
 	// Count is the number of data rows to write (>= 0).
 	Count int
-	// BadRate in [0, 1] is the probability that a row is deliberately bad.
-	// Each bad row is bad in exactly one way, picked at random among the
-	// kind's reasons (see the Reason constants).
+	// BadRate in [0, 1] is the share of deliberately bad rows: exactly
+	// round(Count × BadRate) rows are bad, spread at random over the file,
+	// so a user knows before importing how many rejects to expect. Each bad
+	// row is bad in exactly one way, picked at random among the kind's
+	// reasons (see the Reason constants), and is rejected once.
 	BadRate float64
 	// Seed selects the data: same Options, same bytes.
 	Seed int64
 	// Orders (payments only) is the number of distinct orders the payments
 	// refer to: payment row i (0-based) belongs to order (i % Orders)+1.
-	// Default Count/2, at least 1.
+	// Default Count/2, at least 1. Ignored with OrderList.
 	Orders int
+	// OrderList (payments only), when not empty, is the orders the payments
+	// refer to instead: payment row i belongs to OrderList[i % len], takes
+	// its currency and splits its amount as above. ReadOrders reads it from
+	// an orders file. ORDER_NOT_FOUND rows name ids outside the list.
+	OrderList []Order
 	// OrderIDPrefix prefixes the 8-digit order numbers; default "ORD-".
 	// Payment ids are always "PAY-%09d".
 	OrderIDPrefix string
@@ -190,6 +200,17 @@ func normalize(o Options) (Options, error) {
 	}
 	if o.Orders == 0 {
 		o.Orders = max(o.Count/2, 1)
+	}
+	if len(o.OrderList) > 0 {
+		if o.Kind != KindPayments {
+			return o, errors.New("gen: an order list is for payments only")
+		}
+		for i, ord := range o.OrderList {
+			if _, ok := money.Lookup(ord.Currency); !ok || ord.ID == "" || ord.Amount <= 0 {
+				return o, fmt.Errorf("gen: order list entry %d (%q) needs an id, a positive amount and an ISO 4217 currency", i, ord.ID)
+			}
+		}
+		o.Orders = len(o.OrderList)
 	}
 	if o.OrderIDPrefix == "" {
 		o.OrderIDPrefix = "ORD-"
@@ -408,9 +429,17 @@ type generator struct {
 	ends [10]int
 	nf   int
 
-	rows  int
-	bad   [nReasons]int
-	cands []int // ids of earlier good rows not yet duplicated
+	rows    int
+	badLeft int // bad rows still to write
+	bad     [nReasons]int
+	cands   []int // ids of earlier good rows not yet duplicated
+
+	listed map[string]bool // ids of OrderList
+	idBuf  []byte          // the current payment's order_id
+	// the current row's currency, its exponent and 10^exponent
+	cur      string
+	curExp   int
+	curScale int64
 }
 
 func newGenerator(w io.Writer, o Options) *generator {
@@ -425,6 +454,16 @@ func newGenerator(w io.Writer, o Options) *generator {
 		out:   make([]byte, 0, flushAt+4096),
 		row:   make([]byte, 0, 512),
 		custN: max(o.Count/3, 1),
+		// BadRate is in [0, 1] and Count an int, so this cannot overflow.
+		badLeft: int(math.Round(float64(o.Count) * o.BadRate)),
+		cur:     o.Currency,
+	}
+	g.curExp, g.curScale = g.exp, g.scale
+	if len(o.OrderList) > 0 {
+		g.listed = make(map[string]bool, len(o.OrderList))
+		for _, ord := range o.OrderList {
+			g.listed[ord.ID] = true
+		}
 	}
 	if o.Kind == KindOrders {
 		g.reasons, g.cols, g.rowElem = orderReasons, records.OrderColumns, "order"
@@ -455,6 +494,8 @@ func (g *generator) run() {
 		g.row, g.nf = g.row[:0], 0
 		if g.o.Kind == KindOrders {
 			g.orderRow(r)
+		} else if len(g.o.OrderList) > 0 {
+			g.listedPaymentRow(r)
 		} else {
 			g.paymentRow(r)
 		}
@@ -481,11 +522,15 @@ func (g *generator) flush() {
 	g.out = g.out[:0]
 }
 
-// pickReason decides whether the next row is bad and how; -1 means good.
-func (g *generator) pickReason() int {
-	if g.o.BadRate == 0 || g.rnd.float() >= g.o.BadRate {
+// pickReason decides whether row r (0-based) is bad and how; -1 means
+// good. It is selection sampling (Knuth's algorithm S): row r is bad with
+// probability badLeft/(rows left), so exactly the planned number of rows
+// is bad, spread at random.
+func (g *generator) pickReason(r int) int {
+	if g.badLeft == 0 || g.rnd.float()*float64(g.o.Count-r) >= float64(g.badLeft) {
 		return -1
 	}
+	g.badLeft--
 	n := len(g.reasons)
 	if len(g.cands) == 0 {
 		n-- // nothing to duplicate yet: rDup is last, leave it out
@@ -518,7 +563,7 @@ func (g *generator) field(s string) {
 }
 
 func (g *generator) orderRow(r int) {
-	reason := g.pickReason()
+	reason := g.pickReason(r)
 	id := r + 1
 	amount := orderAmount(g.o.Seed, id, g.scale)
 	if reason == rDup {
@@ -572,7 +617,7 @@ func (g *generator) orderRow(r int) {
 }
 
 func (g *generator) paymentRow(r int) {
-	reason := g.pickReason()
+	reason := g.pickReason(r)
 	id := r + 1
 	if reason == rDup {
 		id = g.takeCandidate()
@@ -592,6 +637,54 @@ func (g *generator) paymentRow(r int) {
 	} else {
 		created = paymentOffset(orderOffset(g.o.Seed, k), nth, &g.rnd)
 	}
+	g.idBuf = appendPadded(append(g.idBuf[:0], g.o.OrderIDPrefix...), k, 8)
+	g.paymentFields(id, reason, amount, created, g.idBuf)
+}
+
+// listedPaymentRow is payment row r of an Options.OrderList: it belongs to
+// the listed order (r % len), in that order's currency.
+func (g *generator) listedPaymentRow(r int) {
+	reason := g.pickReason(r)
+	id := r + 1
+	if reason == rDup {
+		id = g.takeCandidate()
+	} else if reason < 0 && g.o.BadRate > 0 {
+		g.cands = append(g.cands, id)
+	}
+	n := len(g.o.OrderList)
+	ord := g.o.OrderList[(id-1)%n]
+	nth := (id - 1) / n
+	c, _ := money.Lookup(ord.Currency) // checked by normalize
+	g.cur, g.curExp, g.curScale = ord.Currency, c.Exponent, pow10(c.Exponent)
+	amount := paymentAmount(g.o.Seed, id, ord.Amount, nth, g.curScale)
+	if reason == rDup {
+		amount += 1 + int64(g.rnd.intn(int(10*g.curScale)))
+	}
+	g.idBuf = append(g.idBuf[:0], ord.ID...)
+	var created int64
+	if reason == rOrderNotFound {
+		// an id of the prefix's form the list does not hold
+		for {
+			g.idBuf = appendPadded(append(g.idBuf[:0], g.o.OrderIDPrefix...), max(NotFoundOrderBase, n+1)+g.rnd.intn(1_000_000), 8)
+			if !g.listed[string(g.idBuf)] {
+				break
+			}
+		}
+		created = int64(g.rnd.intn(int(windowSeconds)))
+	} else {
+		orderOff := orderOffset(g.o.Seed, (id-1)%n+1)
+		if !ord.CreatedAt.IsZero() {
+			orderOff = ord.CreatedAt.Unix() - g.base
+		}
+		created = orderOff + paymentDelay(nth, &g.rnd)
+	}
+	g.paymentFields(id, reason, amount, created, g.idBuf)
+}
+
+// paymentFields writes the fields of payment id (reason as pickReason
+// said) of order orderID; created is its created_at in seconds after
+// StartTime.
+func (g *generator) paymentFields(id, reason int, amount, created int64, orderID []byte) {
 	missing := -1
 	if reason == rMissing {
 		missing = g.rnd.intn(3) // payment_id, order_id, payment_amount
@@ -605,8 +698,7 @@ func (g *generator) paymentRow(r int) {
 	g.endField()
 	// order_id
 	if missing != 1 {
-		g.row = append(g.row, g.o.OrderIDPrefix...)
-		g.row = appendPadded(g.row, k, 8)
+		g.row = append(g.row, orderID...)
 	}
 	g.endField()
 	// payment_amount
@@ -657,19 +749,23 @@ var failureReasons = []string{"DECLINED", "INSUFFICIENT_FUNDS", "EXPIRED_CARD", 
 // paymentOffset places the nth payment of an order after the order's
 // created_at, staying inside the window.
 func paymentOffset(orderOff int64, nth int, r *rng) int64 {
-	var d int64
-	switch nth {
-	case 0:
-		d = 60 + int64(r.intn(2*3600)) // within two hours
-	case 1:
-		d = 3600 + int64(r.intn(3*86400)) // within three days
-	default:
-		d = 86400 + int64(r.intn(5*86400))
-	}
+	d := paymentDelay(nth, r)
 	if rest := windowSeconds - orderOff; d >= rest {
 		d %= rest
 	}
 	return orderOff + d
+}
+
+// paymentDelay is how long after its order the nth payment of an order
+// comes, in seconds.
+func paymentDelay(nth int, r *rng) int64 {
+	switch nth {
+	case 0:
+		return 60 + int64(r.intn(2*3600)) // within two hours
+	case 1:
+		return 3600 + int64(r.intn(3*86400)) // within three days
+	}
+	return 86400 + int64(r.intn(5*86400))
 }
 
 // gatewayRef is a 48-bit bijection of the payment id (so refs are unique),
@@ -693,12 +789,12 @@ func (g *generator) amountField(amount int64, reason int, missing bool) {
 		} else {
 			// one fraction digit more than the currency allows ("12.345" USD)
 			g.row = append(g.row, "12."...)
-			for i := 0; i <= g.exp; i++ {
+			for i := 0; i <= g.curExp; i++ {
 				g.row = append(g.row, byte('3'+i%7))
 			}
 		}
 	default:
-		g.row = append(g.row, money.MustFormat(amount, g.o.Currency)...)
+		g.row = append(g.row, money.MustFormat(amount, g.cur)...)
 	}
 	g.endField()
 }
@@ -708,7 +804,7 @@ func (g *generator) currencyField(reason int) {
 		g.field(badCurrencies[g.rnd.intn(len(badCurrencies))])
 		return
 	}
-	g.field(g.o.Currency)
+	g.field(g.cur)
 }
 
 func (g *generator) dateField(off int64, reason int) {
