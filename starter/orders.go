@@ -83,7 +83,11 @@ func payCommand() *cli.Command {
 				case res.Outcome == ledger.Rejected:
 					return fmt.Errorf("payment %s refused: %s: %s", id, res.Code, res.Message)
 				}
-				fmt.Printf("payment %s for order %s: %s (%s)\n", id, orderID, res.Status, res.Outcome)
+				note := ""
+				if res.Outcome == ledger.Unchanged {
+					note = " (recorded before: nothing changed)"
+				}
+				fmt.Printf("payment %s for order %s: %s%s\n", id, orderID, res.Status, note)
 				return nil
 			})
 		},
