@@ -20,7 +20,6 @@ import (
 	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
-	"go.temporal.io/api/workflowservice/v1"
 
 	"github.com/acme/payments/internal/temporalserver"
 	"github.com/acme/payments/internal/visibility"
@@ -223,7 +222,7 @@ func (c *Cluster) StartAPI(ctx context.Context) error {
 		}
 		if p.Exited() || time.Now().After(deadline) {
 			p.Kill()
-			return fmt.Errorf("%s not healthy (exited %v); log %s:\n%s", name, p.Exited(), p.LogFile, lastLines(p.LogFile, 10))
+			return fmt.Errorf("%s not healthy (exited %v); log %s:\n%s", name, p.Exited(), p.LogFile, temporalserver.Tail(p.LogFile, 10))
 		}
 		select {
 		case <-ctx.Done():
@@ -268,28 +267,14 @@ func (c *Cluster) registerSearchAttributes(ctx context.Context) error {
 	defer tc.Close()
 	// A namespace just registered reaches every service's cache within
 	// seconds; until then the operator service does not know it.
-	// Then the frontend's cache of the attributes catches up: until a
-	// query on them is accepted, a start that sets them is refused.
-	terms := make([]string, 0, len(visibility.Attributes()))
-	for name := range visibility.Attributes() {
-		terms = append(terms, name+` = "RUNNING"`)
-	}
-	query := &workflowservice.CountWorkflowExecutionsRequest{Namespace: "default", Query: strings.Join(terms, " OR ")}
-	deadline := time.Now().Add(90 * time.Second)
-	registered := false
+	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if !registered {
-			_, err = visibility.Register(ctx, tc.OperatorService(), "default")
-			registered = err == nil
-		}
-		if registered {
-			_, err = tc.CountWorkflow(ctx, query)
-		}
+		_, err = visibility.Register(ctx, tc.OperatorService(), "default")
 		if err == nil {
-			return nil
+			return visibility.AwaitQueryable(ctx, tc, "default", 90*time.Second)
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("search attributes: %w", err)
+			return err
 		}
 		select {
 		case <-ctx.Done():
@@ -319,10 +304,10 @@ func (c *Cluster) awaitPoller(ctx context.Context, p *Process, limit time.Durati
 			}
 		}
 		if p.Exited() {
-			return fmt.Errorf("%s exited (%v); log %s:\n%s", p.Name, p.err, p.LogFile, lastLines(p.LogFile, 10))
+			return fmt.Errorf("%s exited (%v); log %s:\n%s", p.Name, p.err, p.LogFile, temporalserver.Tail(p.LogFile, 10))
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%s: not polling %s within %s (%v); log %s:\n%s", p.Name, workflows.TaskQueue, limit, err, p.LogFile, lastLines(p.LogFile, 10))
+			return fmt.Errorf("%s: not polling %s within %s (%v); log %s:\n%s", p.Name, workflows.TaskQueue, limit, err, p.LogFile, temporalserver.Tail(p.LogFile, 10))
 		}
 		select {
 		case <-ctx.Done():

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -28,6 +27,9 @@ import (
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/acme/payments/internal/config"
+	"github.com/acme/payments/internal/temporalclient"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
@@ -249,7 +251,7 @@ func (s *Server) Start(ctx context.Context) error {
 	go func() { s.done <- cmd.Wait() }()
 	if err := s.awaitReady(ctx); err != nil {
 		_ = s.Kill()
-		return fmt.Errorf("temporal server: %w; last lines of %s:\n%s", err, s.LogFile(), tail(s.LogFile(), 15))
+		return fmt.Errorf("temporal server: %w; last lines of %s:\n%s", err, s.LogFile(), Tail(s.LogFile(), 15))
 	}
 	s.opts.Logger.Info("temporal server ready", "address", s.Address(), "pid", cmd.Process.Pid)
 	return nil
@@ -464,26 +466,15 @@ func FreePorts(n int) ([]int, error) {
 	return ports, nil
 }
 
-// clientTLS is the administration client's side of the frontend's mTLS.
+// clientTLS is the administration client's side of the frontend's mTLS,
+// built as the service's own client builds it.
 func clientTLS(t *TLS) (*tls.Config, error) {
-	pem, err := os.ReadFile(t.CAFile)
-	if err != nil {
-		return nil, fmt.Errorf("temporal server CA: %w", err)
-	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("temporal server CA %s: no PEM certificate", t.CAFile)
-	}
-	cert, err := tls.LoadX509KeyPair(t.ClientCert, t.ClientKey)
-	if err != nil {
-		return nil, fmt.Errorf("temporal client certificate: %w", err)
-	}
-	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: t.ServerName, Certificates: []tls.Certificate{cert}}, nil
+	return temporalclient.TLSConfig(config.TLSFiles{CA: t.CAFile, Cert: t.ClientCert, Key: t.ClientKey, ServerName: t.ServerName})
 }
 
-// tail is the last n lines of a file, for errors that must show why a
-// process ended.
-func tail(path string, n int) string {
+// Tail is the last n lines of a file (each cut to 400 bytes), for errors
+// that must show why a process ended.
+func Tail(path string, n int) string {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()

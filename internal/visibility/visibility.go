@@ -17,10 +17,13 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/api/workflowservice/v1"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 )
 
@@ -150,4 +153,30 @@ func Explain(err error) error {
 		return fmt.Errorf("%w (register the service's search attributes with `starter setup-temporal`)", err)
 	}
 	return err
+}
+
+// AwaitQueryable waits until the frontend accepts a query on every
+// attribute. A server learns of newly registered attributes when its cache
+// refreshes, and until then it refuses to start a workflow that sets them.
+func AwaitQueryable(ctx context.Context, c client.Client, namespace string, limit time.Duration) error {
+	terms := make([]string, 0, len(Attributes()))
+	for name := range Attributes() {
+		terms = append(terms, name+` = "RUNNING"`)
+	}
+	req := &workflowservice.CountWorkflowExecutionsRequest{Namespace: namespace, Query: strings.Join(terms, " OR ")}
+	deadline := time.Now().Add(limit)
+	for {
+		_, err := c.CountWorkflow(ctx, req)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("search attributes registered but not yet queryable: %w", err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }
