@@ -14,6 +14,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/acme/payments/internal/buildinfo"
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/devstack"
@@ -98,6 +99,8 @@ func newApp() *cli.App {
 			fmt.Fprintf(os.Stderr, "starter: unknown command %q (see starter --help)\n", name)
 			os.Exit(2)
 		},
+		// --version: the module version and VCS revision of this build.
+		Version: buildinfo.Read().String(),
 	}
 }
 

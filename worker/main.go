@@ -12,6 +12,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/acme/payments/internal/buildinfo"
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/service"
 )
@@ -32,6 +33,8 @@ func main() {
 			}
 			return service.RunWorker(c.Context, cfg, service.NewLogger(os.Stderr, cfg.LogLevel))
 		},
+		// --version: the module version and VCS revision of this build.
+		Version: buildinfo.Read().String(),
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
