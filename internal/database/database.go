@@ -184,7 +184,7 @@ func Migrate(ctx context.Context, db *sqlx.DB, logger *slog.Logger) (int64, erro
 	}
 	for _, r := range results {
 		if logger != nil {
-			logger.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
+			logger.Info("migration applied", "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration.Round(time.Microsecond).String())
 		}
 	}
 	version, err := provider.GetDBVersion(ctx)

@@ -1,9 +1,13 @@
 package database_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 	"github.com/pressly/goose/v3"
@@ -126,4 +130,37 @@ func createdDB(t *testing.T, dsn string) *sqlx.DB {
 	}
 	t.Cleanup(func() { db.Close() })
 	return db
+}
+
+// Migration times read as durations ("1.2ms"), not raw nanoseconds.
+func TestMigrateLogsDurationsAsStrings(t *testing.T) {
+	db := createdDB(t, dbtest.DSN(t))
+	var buf bytes.Buffer
+	if _, err := database.Migrate(context.Background(), db, slog.New(slog.NewJSONHandler(&buf, nil))); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var rec struct {
+			Msg      string `json:"msg"`
+			Duration any    `json:"duration"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if rec.Msg != "migration applied" {
+			continue
+		}
+		n++
+		s, ok := rec.Duration.(string)
+		if !ok {
+			t.Fatalf("duration %v (%T) in %s, want a string such as \"12ms\"", rec.Duration, rec.Duration, line)
+		}
+		if _, err := time.ParseDuration(s); err != nil {
+			t.Fatalf("duration %q: %v", s, err)
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no migration logged:\n%s", buf.String())
+	}
 }
