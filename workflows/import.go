@@ -130,6 +130,10 @@ func Import(ctx workflow.Context, in ImportInput) (Progress, error) {
 	switch {
 	case w.cancelled:
 		return finish(ctx, vis, p.ImportID, st, importer.StateCancelled, "cancelled")
+	case w.failure != "" && w.failure == w.rejectsFailure:
+		// Said once the chunks in flight have committed, so the message
+		// counts what the job row (and the progress bar) show.
+		return finish(ctx, vis, p.ImportID, st, importer.StateFailed, maxRejectsMessage(st.Progress, p.MaxRejects))
 	case w.failure != "":
 		return finish(ctx, vis, p.ImportID, st, importer.StateFailed, w.failure)
 	case st.Next < len(st.Plan.Chunks):
@@ -170,6 +174,8 @@ type importChunks struct {
 	p     ImportParams
 	st    *ImportState
 	limit int
+	// rejectsFailure is the failure set when rejects passed the limit.
+	rejectsFailure string
 }
 
 func (w *importChunks) run(ctx workflow.Context) {
@@ -189,7 +195,10 @@ func (w *importChunks) run(ctx workflow.Context) {
 	w.window.run(ctx, more, func(sel workflow.Selector) { w.start(ctx, chunkCtx, sel) }, func() {
 		switch {
 		case w.p.MaxRejects >= 0 && w.st.Progress.RowsRejected > w.p.MaxRejects:
-			w.drain(fmt.Sprintf("max_rejects exceeded: %d rows rejected, the limit is %d", w.st.Progress.RowsRejected, w.p.MaxRejects))
+			if w.failure == "" {
+				w.rejectsFailure = maxRejectsMessage(w.st.Progress, w.p.MaxRejects)
+			}
+			w.drain(w.rejectsFailure)
 		case historyFull(ctx, w.limit) && more():
 			w.drain("")
 		}
@@ -217,6 +226,17 @@ func (w *importChunks) start(ctx, chunkCtx workflow.Context, sel workflow.Select
 		pr.ChunksDone++
 		return ""
 	})
+}
+
+// maxRejectsMessage is the failure of an import whose rejects passed its
+// limit, with the figures of p: the rows rejected, and how many chunks
+// were imported before the import stopped starting more.
+func maxRejectsMessage(p Progress, limit int64) string {
+	msg := fmt.Sprintf("max_rejects exceeded: %d rows rejected, the limit is %d", p.RowsRejected, limit)
+	if p.ChunksDone < p.ChunksTotal {
+		msg += fmt.Sprintf("; stopped after %d of %d chunks (%d of %d rows read)", p.ChunksDone, p.ChunksTotal, p.RowsRead, p.RowsTotal)
+	}
+	return msg
 }
 
 // finish records the final state on the job row, even when the workflow is

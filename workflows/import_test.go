@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -151,6 +152,17 @@ func TestImportStopsAtMaxRejects(t *testing.T) {
 	}
 	if finished.State != importer.StateFailed || finished.Error == "" || ran >= 20 {
 		t.Fatalf("finished %+v after %d chunks", finished, ran)
+	}
+	// The message counts every chunk that committed, those in flight when
+	// the limit was passed too, as the job row does.
+	var p Progress
+	_ = env.GetWorkflowResult(&p)
+	want := fmt.Sprintf("max_rejects exceeded: %d rows rejected, the limit is 10; stopped after %d of 20 chunks (%d of 200 rows read)", 6*ran, ran, 10*ran)
+	if finished.Error != want {
+		t.Fatalf("message %q, want %q", finished.Error, want)
+	}
+	if ran <= 2 {
+		t.Fatalf("%d chunks ran: none was in flight when the limit was passed, so the test shows nothing", ran)
 	}
 }
 
