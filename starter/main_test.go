@@ -194,7 +194,7 @@ func TestDevStartsServesUIAndSurvivesRestart(t *testing.T) {
 	if code, body := get(t, "http://"+uiAddr+"/"); code != 200 || !strings.Contains(body, "<html") {
 		t.Fatalf("UI page: %d %.200s", code, body)
 	}
-	if code, body := get(t, "http://"+uiAddr+"/api/v1/settings"); code != 200 || !strings.Contains(body, "http://"+httpAddr+"/codec") {
+	if code, body := get(t, "http://"+uiAddr+"/api/v1/settings"); code != 200 || !strings.Contains(body, `"Endpoint":"/codec"`) {
 		t.Fatalf("UI is not configured with the codec: %d %.300s", code, body)
 	}
 	if code, body := get(t, "http://"+httpAddr+"/metrics"); code != 200 || !strings.Contains(body, "temporal_") {
