@@ -38,6 +38,9 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
+	if err := devWebhookSecret(&cfg, out); err != nil {
+		return err
+	}
 
 	// The server's own logging is chatty at info level; keep its warnings.
 	serverLogger := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
