@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -21,26 +20,15 @@ import (
 	"github.com/acme/payments/internal/service"
 )
 
-// usageError marks bad command-line usage (exit code 2).
-type usageError struct{ error }
-
 func main() {
-	app := newApp()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := app.RunContext(ctx, interspersed(app, os.Args))
+	code := run(ctx, newApp(), os.Args, os.Stderr) // see contract.go
 	stop()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "starter: %v\n", err)
-		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
-		}
-		os.Exit(1)
-	}
+	os.Exit(code)
 }
 
 func newApp() *cli.App {
-	return &cli.App{
+	return contract(&cli.App{
 		Name:  "starter",
 		Usage: "Payment Management Service",
 		Flags: config.Flags(),
@@ -71,6 +59,7 @@ func newApp() *cli.App {
 			orderCommand(),
 			payCommand(),
 			setupTemporalCommand(),
+			completionCommand(),
 			{
 				Name:  "migrate",
 				Usage: "apply pending database migrations",
@@ -87,21 +76,14 @@ func newApp() *cli.App {
 					if err != nil {
 						return err
 					}
-					fmt.Printf("database schema at version %d\n", v)
+					fmt.Fprintf(os.Stderr, "database schema at version %d\n", v)
 					return nil
 				}),
 			},
 		},
-		OnUsageError: func(c *cli.Context, err error, isSubcommand bool) error {
-			return usageError{err}
-		},
-		CommandNotFound: func(c *cli.Context, name string) {
-			fmt.Fprintf(os.Stderr, "starter: unknown command %q (see starter --help)\n", name)
-			os.Exit(2)
-		},
 		// --version: the module version and VCS revision of this build.
 		Version: buildinfo.Read().String(),
-	}
+	})
 }
 
 func withConfig(run func(context.Context, *cli.Context, config.Config) error) cli.ActionFunc {

@@ -438,7 +438,7 @@ func TestInterspersedFlags(t *testing.T) {
 		"starter gen --count 5 orders":                   "starter gen --count 5 orders",
 		"starter --log-level warn import x.csv --follow": "starter --log-level warn import --follow x.csv",
 		"starter import x.csv --type payments --wait":    "starter import --type payments --wait x.csv",
-		"starter import -- --odd-name.csv":               "starter import --odd-name.csv",
+		"starter import -- --odd-name.csv":               "starter import -- --odd-name.csv",
 		"starter unknown a --b":                          "starter unknown a --b",
 	}
 	for in, want := range cases {

@@ -56,8 +56,8 @@ func payCommand() *cli.Command {
 				return usageError{errors.New("pay takes one ORDER_ID")}
 			}
 			// Checked here rather than by urfave, whose check exits 1.
-			if c.String("amount") == "" || c.String("method") == "" {
-				return usageError{errors.New("pay needs --amount and --method")}
+			if err := requireFlags(c, "amount", "method"); err != nil {
+				return err
 			}
 			cfg, err := config.FromCLI(c)
 			if err != nil {
