@@ -15,7 +15,6 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/acme/payments/internal/auth"
-	"github.com/acme/payments/internal/codec"
 	"github.com/acme/payments/internal/egress"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/export"
@@ -52,40 +51,6 @@ type Server struct {
 
 // maxCodecBody bounds a codec request; payloads are small JSON documents.
 const maxCodecBody = 8 << 20
-
-// Handler returns the API's routes wrapped in logging and panic recovery.
-func (s *Server) Handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", s.healthz)
-	mux.HandleFunc("GET /readyz", s.readyz)
-	if s.Metrics != nil {
-		mux.Handle("GET /metrics", s.Metrics.Handler())
-	}
-	codecHandler := http.MaxBytesHandler(codec.Handler(s.Keys), maxCodecBody)
-	mux.Handle("/codec/", s.cors(s.require(auth.PII, s.CodecCookie, codecHandler)))
-	read := func(h http.HandlerFunc) http.Handler { return s.require(auth.Read, false, h) }
-	write := func(h http.HandlerFunc) http.Handler { return s.require(auth.Write, false, h) }
-	mux.Handle("POST /upload", write(s.upload))
-	mux.Handle("GET /imports", read(s.listImports))
-	mux.Handle("GET /imports/{id}", read(s.getImport))
-	mux.Handle("GET /imports/{id}/rejects", read(s.importRejects))
-	mux.Handle("POST /imports/{id}/cancel", write(s.cancelImport))
-	mux.Handle("GET /download", read(s.download))
-	mux.Handle("POST /exports", write(s.createExport))
-	mux.Handle("GET /exports", read(s.listExports))
-	mux.Handle("GET /exports/{id}", read(s.getExport))
-	mux.Handle("GET /exports/{id}/file", read(s.exportFile))
-	mux.Handle("POST /exports/{id}/cancel", write(s.cancelExport))
-	mux.Handle("POST /orders", write(s.createOrder))
-	mux.Handle("GET /orders", read(s.findOrders))
-	mux.Handle("GET /orders/{id}", read(s.getOrder))
-	mux.Handle("POST /orders/{id}/payments", write(s.createPayment))
-	mux.HandleFunc("POST /webhooks/{gateway}", s.gatewayCallback)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, http.StatusNotFound, "not_found", "no such endpoint: "+r.Method+" "+r.URL.Path)
-	})
-	return s.recoverer(s.logRequests(mux))
-}
 
 // NewHTTPServer wraps h in an http.Server with timeouts that bound slow
 // clients but leave room for multi-gigabyte uploads and downloads.

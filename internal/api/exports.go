@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/acme/payments/internal/auth"
 	"github.com/acme/payments/internal/export"
@@ -74,37 +76,39 @@ func exportValues(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 	return r.URL.Query(), true
 }
 
+// listExports answers GET /exports: newest first, a page at a time. The
+// export package's own cursor travels inside the API's opaque one.
 func (s *Server) listExports(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	q := r.URL.Query()
-	for k := range q {
-		if k != "limit" && k != "cursor" {
-			WriteError(w, http.StatusBadRequest, "bad_request", "unknown parameter "+strconv.Quote(k))
-			return
-		}
+	limit, cursor, ok := page(w, r)
+	if !ok {
+		return
 	}
-	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			WriteError(w, http.StatusBadRequest, "bad_request", "limit must be 1..1000")
-			return
-		}
-		limit = n
+	after := ""
+	if cursor != nil {
+		after = cursor.CreatedAt.UTC().Format(time.RFC3339Nano) + "~" + cursor.ID
 	}
-	jobs, next, err := export.ListJobs(r.Context(), s.DB, limit, q.Get("cursor"))
+	jobs, next, err := export.ListJobs(r.Context(), s.DB, limit, after)
 	if errors.Is(err, export.ErrBadCursor) {
-		WriteError(w, http.StatusBadRequest, "bad_request", "cursor is not one this API gave")
+		WriteError(w, http.StatusBadRequest, "bad_request", "query parameter \"cursor\": "+errBadCursor.Error())
 		return
 	}
 	if err != nil {
 		s.internalError(w, "list exports", err)
 		return
 	}
-	out := map[string]any{"exports": jobs}
-	if next != "" {
-		out["next_cursor"] = next
+	if jobs == nil {
+		jobs = []export.Job{}
 	}
-	WriteJSON(w, http.StatusOK, out)
+	var nc *pageCursor
+	if ts, id, found := strings.Cut(next, "~"); found {
+		t, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil {
+			s.internalError(w, "list exports", err)
+			return
+		}
+		nc = &pageCursor{CreatedAt: t, ID: id}
+	}
+	writePage(w, "exports", jobs, nc)
 }
 
 func (s *Server) getExport(w http.ResponseWriter, r *http.Request) {

@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -31,6 +32,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	fields := map[string]string{"type": r.URL.Query().Get("type"), "max_rejects": r.URL.Query().Get("max_rejects")}
 	r.Body = http.MaxBytesReader(w, r.Body, s.Intake.MaxBytes+1<<20)
 	body := io.Reader(r.Body)
+	fileName := "" // the multipart file's name; a raw body has none
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mediaType == "multipart/form-data" {
 		mr, err := r.MultipartReader()
@@ -47,6 +49,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			switch name := part.FormName(); name {
 			case "file":
 				body = part
+				fileName = part.FileName()
 			case "type", "max_rejects":
 				v, _ := io.ReadAll(io.LimitReader(part, 64))
 				fields[name] = string(v)
@@ -58,8 +61,27 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
-	job, created, err := s.Intake.Start(r.Context(), body, opts)
+	opts.FileName = fileName
+	// Refuse what cannot be an import file before staging it or creating
+	// a job: the client hears it now, not from a FAILED import later.
+	body, err = ingest.Sniff(body)
 	var maxErr *http.MaxBytesError
+	switch {
+	case errors.Is(err, ingest.ErrEmptyUpload):
+		WriteError(w, http.StatusBadRequest, "empty_file", err.Error())
+		return
+	case errors.Is(err, ingest.ErrNotText) || errors.Is(err, ingest.ErrNotCSVOrXML):
+		WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", err.Error())
+		return
+	case errors.As(err, &maxErr):
+		WriteError(w, http.StatusRequestEntityTooLarge, "too_large",
+			"file exceeds the upload limit of "+strconv.FormatInt(s.Intake.MaxBytes, 10)+" bytes")
+		return
+	case err != nil:
+		WriteError(w, http.StatusBadRequest, "bad_request", "reading the upload: "+err.Error())
+		return
+	}
+	job, created, err := s.Intake.Start(r.Context(), body, opts)
 	switch {
 	case errors.Is(err, staging.ErrTooLarge) || errors.As(err, &maxErr):
 		WriteError(w, http.StatusRequestEntityTooLarge, "too_large",
@@ -96,22 +118,32 @@ func importOptions(typ, maxRejects string) (ingest.Options, error) {
 	return o, nil
 }
 
+// listImports answers GET /imports: newest first, optionally in one state,
+// a page at a time.
 func (s *Server) listImports(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			WriteError(w, http.StatusBadRequest, "bad_request", "limit must be 1..1000")
-			return
-		}
-		limit = n
+	state := r.URL.Query().Get("state")
+	if r.URL.Query().Has("state") && !slices.Contains(importer.States(), state) {
+		WriteError(w, http.StatusBadRequest, "bad_request", "query parameter \"state\" must be one of "+strings.Join(importer.States(), ", "))
+		return
 	}
-	jobs, err := importer.ListJobs(r.Context(), s.DB, limit)
+	limit, cursor, ok := page(w, r)
+	if !ok {
+		return
+	}
+	var after *importer.PageKey
+	if cursor != nil {
+		after = &importer.PageKey{CreatedAt: cursor.CreatedAt, ImportID: cursor.ID}
+	}
+	jobs, next, err := importer.ListJobsPage(r.Context(), s.DB, state, limit, after)
 	if err != nil {
 		s.internalError(w, "list imports", err)
 		return
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"imports": jobs})
+	var nc *pageCursor
+	if next != nil {
+		nc = &pageCursor{CreatedAt: next.CreatedAt, ID: next.ImportID}
+	}
+	writePage(w, "imports", jobs, nc)
 }
 
 func (s *Server) getImport(w http.ResponseWriter, r *http.Request) {

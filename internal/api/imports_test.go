@@ -161,7 +161,7 @@ func TestUploadErrors(t *testing.T) {
 	}{
 		{"no token", "", "", ordersCSV, 401, "unauthorized"},
 		{"read-only token", "ro-token-1", "", ordersCSV, 403, "forbidden"},
-		{"too large", "rw-token-1", "", strings.Repeat("x", 1000), 413, "too_large"},
+		{"too large", "rw-token-1", "", "a,b\n" + strings.Repeat("x", 1000), 413, "too_large"},
 		{"bad type", "rw-token-1", "?type=refunds", "a", 400, "bad_request"},
 		{"bad max_rejects", "rw-token-1", "?max_rejects=-3", "a", 400, "bad_request"},
 	}

@@ -118,13 +118,28 @@ func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, o.JSON(auth.ScopesFrom(r.Context()).Has(auth.PII)))
 }
 
+// findOrders answers GET /orders?customer_email=: the customer's orders
+// (without payments) by the blind index, oldest first, a page at a time.
 func (s *Server) findOrders(w http.ResponseWriter, r *http.Request) {
 	email := r.URL.Query().Get("customer_email")
 	if email == "" {
-		WriteError(w, http.StatusBadRequest, "bad_request", "customer_email is required")
+		WriteError(w, http.StatusBadRequest, "bad_request", "query parameter \"customer_email\" is required")
 		return
 	}
-	found, err := s.Orders.FindByEmail(r.Context(), email)
+	limit, cursor, ok := page(w, r)
+	if !ok {
+		return
+	}
+	var after *orders.PageKey
+	if cursor != nil {
+		after = &orders.PageKey{CreatedAt: cursor.CreatedAt, OrderID: cursor.ID}
+	}
+	found, next, err := s.Orders.FindByEmailPage(r.Context(), email, limit, after)
+	if errors.Is(err, orders.ErrInvalid) {
+		// Never echo the value: it is customer data.
+		WriteError(w, http.StatusBadRequest, "bad_request", "query parameter \"customer_email\" is not an email address")
+		return
+	}
 	if err != nil {
 		s.internalError(w, "find orders", err)
 		return
@@ -134,15 +149,49 @@ func (s *Server) findOrders(w http.ResponseWriter, r *http.Request) {
 	for i, o := range found {
 		out[i] = o.JSON(pii)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"orders": out})
+	var nc *pageCursor
+	if next != nil {
+		nc = &pageCursor{CreatedAt: next.CreatedAt, ID: next.OrderID}
+	}
+	writePage(w, "orders", out, nc)
 }
 
+// paymentRequest is POST /orders/{id}/payments' body. Its canonical field
+// names are the response's (payment_amount, payment_method,
+// payment_details); the older amount, method and details are still
+// accepted (deprecated), and both names with different values are a 400.
 type paymentRequest struct {
-	PaymentID string `json:"payment_id"`
-	Amount    string `json:"amount"`
-	Currency  string `json:"currency"`
-	Method    string `json:"method"`
-	Details   string `json:"details"`
+	PaymentID      string `json:"payment_id"`
+	PaymentAmount  string `json:"payment_amount"`
+	Currency       string `json:"currency"`
+	PaymentMethod  string `json:"payment_method"`
+	PaymentDetails string `json:"payment_details"`
+	// Deprecated names.
+	Amount  string `json:"amount"`
+	Method  string `json:"method"`
+	Details string `json:"details"`
+}
+
+// canonical folds the deprecated names into the canonical ones.
+func (p *paymentRequest) canonical() error {
+	for _, f := range []struct {
+		name, old string
+		dst       *string
+		val       string
+	}{
+		{"payment_amount", "amount", &p.PaymentAmount, p.Amount},
+		{"payment_method", "method", &p.PaymentMethod, p.Method},
+		{"payment_details", "details", &p.PaymentDetails, p.Details},
+	} {
+		switch {
+		case f.val == "":
+		case *f.dst == "":
+			*f.dst = f.val
+		case *f.dst != f.val:
+			return errors.New(f.name + " and its deprecated name " + f.old + " disagree; send " + f.name + " only")
+		}
+	}
+	return nil
 }
 
 // rejection is how the API answers a ledger's reject code.
@@ -186,12 +235,16 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 	if !decodeJSON(w, r, &req) {
 		return
 	}
-	if req.PaymentID == "" || req.Amount == "" || req.Method == "" {
-		WriteError(w, http.StatusBadRequest, "bad_request", "payment_id, amount and method are required")
+	if err := req.canonical(); err != nil {
+		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
+		return
+	}
+	if req.PaymentID == "" || req.PaymentAmount == "" || req.PaymentMethod == "" {
+		WriteError(w, http.StatusBadRequest, "bad_request", "payment_id, payment_amount and payment_method are required")
 		return
 	}
 	out, err := s.Lifecycle.Attempt(r.Context(), ledger.Attempt{PaymentID: req.PaymentID, OrderID: orderID,
-		Amount: req.Amount, Currency: req.Currency, Method: req.Method, Details: req.Details})
+		Amount: req.PaymentAmount, Currency: req.Currency, Method: req.PaymentMethod, Details: req.PaymentDetails})
 	if err != nil {
 		s.internalError(w, "record payment", err)
 		return
@@ -271,7 +324,7 @@ func (s *Server) gatewayCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	if queued {
 		count(metrics.CallbackQueued)
-		WriteJSON(w, http.StatusAccepted, map[string]string{"payment_id": res.PaymentID, "status": "QUEUED"})
+		WriteJSON(w, http.StatusAccepted, callbackReply{Status: CallbackQueued, PaymentID: res.PaymentID})
 		return
 	}
 	if out.Code == ledger.CodeBadAmount {
@@ -281,18 +334,45 @@ func (s *Server) gatewayCallback(w http.ResponseWriter, r *http.Request) {
 		writeRejection(w, out.Code, out.Message)
 		return
 	}
+	reply := callbackReply{PaymentID: res.PaymentID, PaymentStatus: string(out.Status)}
 	switch out.Outcome {
 	case ledger.Settled:
 		count(metrics.CallbackAccepted)
+		reply.Status = CallbackAccepted
 	case ledger.Unchanged:
 		count(metrics.CallbackDuplicate)
+		reply.Status = CallbackDuplicate
 	default:
 		count(metrics.CallbackConflict)
+		reply.Status, reply.Code, reply.Message = CallbackConflict, out.Code, out.Message
 	}
 	// Repeats and contradictions are answered 200 too: the gateway must
 	// stop retrying; a contradiction is kept as an audit event.
-	WriteJSON(w, http.StatusOK, map[string]string{"payment_id": res.PaymentID, "outcome": out.Outcome.String(),
-		"payment_status": string(out.Status), "code": out.Code})
+	WriteJSON(w, http.StatusOK, reply)
+}
+
+// What POST /webhooks/{gateway} answers a callback it took: 200 accepted
+// (applied), duplicate (already applied) or conflict (contradicts the
+// payment's terminal status; kept as an audit event), or 202 queued (the
+// payment is not known yet; applied when its attempt arrives). Every other
+// answer is the standard error shape.
+const (
+	CallbackAccepted  = "accepted"
+	CallbackDuplicate = "duplicate"
+	CallbackConflict  = "conflict"
+	CallbackQueued    = "queued"
+)
+
+// callbackReply is the one shape of a taken callback's answer.
+type callbackReply struct {
+	Status    string `json:"status"`
+	PaymentID string `json:"payment_id"`
+	// PaymentStatus is the payment's status after the callback; absent
+	// when queued.
+	PaymentStatus string `json:"payment_status,omitempty"`
+	// Code and Message say why a conflict changed nothing.
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message,omitempty"`
 }
 
 func quote(s string) string {

@@ -80,8 +80,8 @@ func TestServiceMetricsCountWhatHappened(t *testing.T) {
 	if code, b, err := e.rawCallback("evil-gw", body, webhook.Sign([]byte(secret), time.Now(), body)); err != nil || code != http.StatusUnauthorized {
 		t.Fatalf("callback of an unknown gateway: %d %s %v", code, b, err)
 	}
-	e.mustCallback(result, http.StatusOK, "Settled")
-	e.mustCallback(result, http.StatusOK, "Unchanged")
+	e.mustCallback(result, http.StatusOK, "accepted")
+	e.mustCallback(result, http.StatusOK, "duplicate")
 
 	// A download of the orders and an export of the payments.
 	code, b, err := e.send("GET", "/download?type=orders&format=csv", map[string]string{"Authorization": "Bearer " + token}, nil)

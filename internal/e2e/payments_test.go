@@ -144,11 +144,10 @@ func paymentOf(o orders.OrderJSON, id string) (orders.PaymentJSON, bool) {
 
 // callbackAnswer is POST /webhooks/{gateway}'s body.
 type callbackAnswer struct {
+	Status        string `json:"status"` // accepted, duplicate, conflict or queued
 	PaymentID     string `json:"payment_id"`
-	Outcome       string `json:"outcome"`
 	PaymentStatus string `json:"payment_status"`
 	Code          string `json:"code"`
-	Status        string `json:"status"` // QUEUED
 }
 
 func callbackBody(r webhook.Result) []byte {
@@ -185,7 +184,7 @@ func (e *env) mustCallback(r webhook.Result, wantCode int, wantOutcome string) c
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if code != wantCode || (wantOutcome != "" && a.Outcome != wantOutcome) {
+	if code != wantCode || (wantOutcome != "" && a.Status != wantOutcome) {
 		e.t.Fatalf("callback %+v: %d %+v, want %d %s", r, code, a, wantCode, wantOutcome)
 	}
 	return a
@@ -279,17 +278,17 @@ func TestOrderLifecycleOverHTTP(t *testing.T) {
 	}
 	firstRun := e.runID("A-1")
 	e.mustCallback(webhook.Result{PaymentID: "A-1-p1", Status: "FAILED", Amount: "10.00", GatewayRef: "acme-a1", FailureReason: "DECLINED"},
-		http.StatusOK, "Settled")
+		http.StatusOK, "accepted")
 
 	e.mustAttempt("A-1", attempt{PaymentID: "A-1-p2", Amount: "4.00", Method: "UPI", Details: "alice@upi"}, http.StatusCreated)
-	e.mustCallback(webhook.Result{PaymentID: "A-1-p2", Status: "SUCCESS", Amount: "4.00", GatewayRef: "acme-a2"}, http.StatusOK, "Settled")
+	e.mustCallback(webhook.Result{PaymentID: "A-1-p2", Status: "SUCCESS", Amount: "4.00", GatewayRef: "acme-a2"}, http.StatusOK, "accepted")
 	if o := e.order("A-1"); o.OrderStatus != "PENDING" || o.PaidAmount != "4.00" || o.OutstandingAmount != "6.00" {
 		t.Fatalf("after the partial payment: %+v", o)
 	}
 
 	p3 := attempt{PaymentID: "A-1-p3", Amount: "6.00", Method: "WALLET", Details: "wallet-77"}
 	e.mustAttempt("A-1", p3, http.StatusCreated)
-	e.mustCallback(webhook.Result{PaymentID: "A-1-p3", Status: "SUCCESS", Amount: "6.00", GatewayRef: "acme-a3"}, http.StatusOK, "Settled")
+	e.mustCallback(webhook.Result{PaymentID: "A-1-p3", Status: "SUCCESS", Amount: "6.00", GatewayRef: "acme-a3"}, http.StatusOK, "accepted")
 
 	o := e.order("A-1")
 	if o.OrderStatus != "COMPLETED" || o.OrderAmount != "10.00" || o.PaidAmount != "10.00" || o.OutstandingAmount != "0.00" || o.OverpaidAmount != "0.00" {
@@ -398,7 +397,7 @@ func TestConcurrentPaymentsAndRepeatedCallbacks(t *testing.T) {
 				}
 				send := func() {
 					code, a, err := e.callback(r)
-					answers <- answer{paymentID: pid, code: code, outcome: a.Outcome, err: err}
+					answers <- answer{paymentID: pid, code: code, outcome: a.Status, err: err}
 				}
 				if (i+k)%2 == 0 {
 					// Both copies at once.
@@ -437,9 +436,9 @@ func TestConcurrentPaymentsAndRepeatedCallbacks(t *testing.T) {
 		settled, unchanged := 0, 0
 		for _, o := range got {
 			switch o {
-			case "Settled":
+			case "accepted":
 				settled++
-			case "Unchanged":
+			case "duplicate":
 				unchanged++
 			}
 		}
@@ -539,7 +538,7 @@ func TestBulkAndLivePaymentsInterleaved(t *testing.T) {
 	}
 
 	// The gateway's own SUCCESS for p1, later: a no-op.
-	e.mustCallback(webhook.Result{PaymentID: "C-1-p1", Status: "SUCCESS", Amount: "6.00", GatewayRef: "settle-c1"}, http.StatusOK, "Unchanged")
+	e.mustCallback(webhook.Result{PaymentID: "C-1-p1", Status: "SUCCESS", Amount: "6.00", GatewayRef: "settle-c1"}, http.StatusOK, "duplicate")
 	o = e.order("C-1")
 	if o.OrderStatus != "COMPLETED" || o.PaidAmount != "10.00" || o.OverpaidAmount != "0.00" {
 		t.Fatalf("order after the late callback: %+v", o)
@@ -604,7 +603,7 @@ func TestBadSignaturesRecordNothing(t *testing.T) {
 		t.Errorf("refused callbacks queued %d gateway results", n)
 	}
 	// The properly signed callback is accepted.
-	e.mustCallback(webhook.Result{PaymentID: "D-1-p1", Status: "SUCCESS", Amount: "10.00", GatewayRef: "d-ref"}, http.StatusOK, "Settled")
+	e.mustCallback(webhook.Result{PaymentID: "D-1-p1", Status: "SUCCESS", Amount: "10.00", GatewayRef: "d-ref"}, http.StatusOK, "accepted")
 	if o := e.order("D-1"); o.OrderStatus != "COMPLETED" {
 		t.Fatalf("after the good callback: %+v", o)
 	}
@@ -616,7 +615,7 @@ func TestCallbackBeforeAttempt(t *testing.T) {
 	e := newEnv(t, 0)
 	e.createOrder("E-1", "10.00")
 	a := e.mustCallback(webhook.Result{PaymentID: "E-1-p1", Status: "SUCCESS", Amount: "10.00", GatewayRef: "e-ref"}, http.StatusAccepted, "")
-	if a.Status != "QUEUED" || a.PaymentID != "E-1-p1" {
+	if a.Status != "queued" || a.PaymentID != "E-1-p1" {
 		t.Fatalf("early callback: %+v", a)
 	}
 	if n := e.count(`SELECT COUNT(*) FROM gateway_inbox WHERE payment_id = 'E-1-p1'`); n != 1 {
@@ -679,7 +678,7 @@ func TestUnansweredAttemptTimesOut(t *testing.T) {
 		t.Fatalf("after the timeout: %+v", o)
 	}
 
-	a := e.mustCallback(webhook.Result{PaymentID: "F-1-p1", Status: "SUCCESS", Amount: "10.00", GatewayRef: "f-late"}, http.StatusOK, "Rejected")
+	a := e.mustCallback(webhook.Result{PaymentID: "F-1-p1", Status: "SUCCESS", Amount: "10.00", GatewayRef: "f-late"}, http.StatusOK, "conflict")
 	if a.Code != "BAD_TRANSITION" || a.PaymentStatus != "FAILED" {
 		t.Errorf("late callback answer: %+v", a)
 	}
@@ -716,7 +715,7 @@ func TestRoundTripsPerAttemptAndCallback(t *testing.T) {
 	e.createOrder("RT-2", "100.00")
 	// Warm the pool and open RT-1's workflow.
 	e.mustAttempt("RT-1", attempt{PaymentID: "RT-P0", Amount: "10.00", Method: "CARD", Details: "4111111111111111"}, http.StatusCreated)
-	e.mustCallback(webhook.Result{PaymentID: "RT-P0", Status: "SUCCESS", Amount: "10.00", GatewayRef: "rt-g0"}, http.StatusOK, "Settled")
+	e.mustCallback(webhook.Result{PaymentID: "RT-P0", Status: "SUCCESS", Amount: "10.00", GatewayRef: "rt-g0"}, http.StatusOK, "accepted")
 
 	// An attempt's cost includes what its workflow does with it (opening,
 	// for the first attempt): wait, through Temporal alone, until the
@@ -754,7 +753,7 @@ func TestRoundTripsPerAttemptAndCallback(t *testing.T) {
 		pending("RT-1", "RT-P1")
 	})
 	cb := measure("gateway callback", func() {
-		e.mustCallback(webhook.Result{PaymentID: "RT-P1", Status: "SUCCESS", Amount: "10.00", GatewayRef: "rt-g1"}, http.StatusOK, "Settled")
+		e.mustCallback(webhook.Result{PaymentID: "RT-P1", Status: "SUCCESS", Amount: "10.00", GatewayRef: "rt-g1"}, http.StatusOK, "accepted")
 	})
 	// Before the ledger owned settlement these were 15, 13 and 13 (an
 	// attempt read its order three times and its payment twice; a
