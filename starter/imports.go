@@ -14,7 +14,6 @@ import (
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ingest"
-	"github.com/acme/payments/internal/progress"
 	"github.com/acme/payments/internal/records"
 	"github.com/acme/payments/internal/service"
 	"github.com/acme/payments/workflows"
@@ -39,6 +38,9 @@ func importCommand() *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
+			if _, err := records.ParseKind(c.String("type")); err != nil {
+				return usageError{fmt.Errorf("--type: %w", err)}
+			}
 			f, err := os.Open(c.Args().First())
 			if err != nil {
 				return err
@@ -50,35 +52,28 @@ func importCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				// Human lines on stderr; stdout carries one JSON document, the
+				// job (its end with --wait or --follow).
 				if created {
-					fmt.Printf("import %s started (workflow %s)\n", job.ImportID, job.WorkflowID)
+					fmt.Fprintf(os.Stderr, "import %s started (workflow %s)\n", job.ImportID, job.WorkflowID)
 				} else {
-					fmt.Printf("import %s already exists (%s): same content and options\n", job.ImportID, job.State)
+					fmt.Fprintf(os.Stderr, "import %s already exists (%s): same content and options\n", job.ImportID, job.State)
 				}
 				if !c.Bool("wait") && !c.Bool("follow") {
+					printJob(job)
 					return nil
 				}
-				start := time.Now()
-				tty := c.Bool("follow")
 				var draw func(importer.Job, *workflows.Progress) // --wait: no bar, no progress queries
-				if tty {
-					draw = func(j importer.Job, p *workflows.Progress) {
-						s := progress.Snapshot{RowsDone: j.RowsRead, Rejected: j.RowsRejected, ChunksDone: j.ChunksDone, ChunksTotal: j.ChunksTotal, State: j.State}
-						if p != nil {
-							s.RowsTotal = p.RowsTotal
-						}
-						if j.State != importer.StateRunning {
-							s.RowsTotal = j.RowsRead
-						}
-						fmt.Fprintf(os.Stderr, "\r\033[K%s", progress.Line(s, time.Since(start), 30))
-					}
+				var view *progressView
+				if c.Bool("follow") {
+					view, draw = followImport(c.Context, d, job.ImportID)
 				}
 				final, err := ingest.Follow(c.Context, d.DB, d.Temporal, job.ImportID, 500*time.Millisecond, draw)
-				if tty {
-					fmt.Fprintln(os.Stderr)
-				}
 				if err != nil {
 					return err
+				}
+				if view != nil {
+					view.finish(importSnap(final, nil))
 				}
 				printJob(final)
 				if final.State != importer.StateCompleted {
@@ -101,6 +96,7 @@ func importsCommand() *cli.Command {
 		ArgsUsage: "[ID]",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "state", Usage: "list only imports in this state: " + strings.Join(importer.States(), ", ")},
+			&cli.BoolFlag{Name: "json", Usage: "print the list as a JSON array (one import is always JSON)"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() > 1 {
@@ -130,6 +126,9 @@ func importsCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				if c.Bool("json") {
+					return printJSON(jobs)
+				}
 				fmt.Printf("%-32s  %-9s  %-8s  %-4s  %10s  %10s  %8s\n", "IMPORT", "STATE", "TYPE", "FMT", "READ", "WRITTEN", "REJECTED")
 				for _, j := range jobs {
 					fmt.Printf("%-32s  %-9s  %-8s  %-4s  %10d  %10d  %8d\n", j.ImportID, j.State, j.Type, j.Format, j.RowsRead, j.RowsWritten, j.RowsRejected)
@@ -148,7 +147,7 @@ func withDeps(ctx context.Context, cfg config.Config, run func(*service.Deps) er
 	if err := service.UseDevKeysIfPresent(&cfg); err != nil {
 		return err
 	}
-	d, err := service.Open(ctx, cfg, logger(cfg), false)
+	d, err := service.Open(ctx, cfg, cliLogger(cfg), false)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,7 +33,20 @@ type Importer struct {
 	Keys       *encryption.Keyring
 	BlindIndex *encryption.BlindIndex
 	Ledger     *ledger.Ledger
+	// OnRetry, if set, is called before a chunk's transaction is re-run
+	// after a transient MySQL conflict (ledger.IsRetryable).
+	OnRetry func(attempt int, err error)
 }
+
+// A chunk's transaction that fails on a transient conflict (a deadlock or
+// lock wait timeout, e.g. with live payments on the same orders) is re-run
+// here, logged at WARN with its reason, rather than failing the activity:
+// an activity failure is an ERROR in the worker's log and a retried
+// attempt in the workflow's history.
+const (
+	chunkAttempts    = 6
+	chunkBaseBackoff = 20 * time.Millisecond
+)
 
 // ChunkSpec names one chunk of a staged, planned file.
 type ChunkSpec struct {
@@ -91,7 +105,7 @@ func (im *Importer) ImportChunk(ctx context.Context, spec ChunkSpec, r io.Reader
 	}
 	heartbeat()
 	tParsed := time.Now()
-	res, prior, done, err := im.commitChunk(ctx, spec, rows, heartbeat)
+	res, prior, done, err := im.commitChunkRetrying(ctx, spec, rows, heartbeat)
 	if err != nil {
 		return res, fmt.Errorf("import %s chunk %d: %w", spec.ImportID, spec.Chunk.Index, err)
 	}
@@ -186,6 +200,34 @@ func (im *Importer) replayed(ctx context.Context, spec ChunkSpec, prior ChunkRes
 		prior.OpenOrders, err = im.openOrders(ctx, rows.payments)
 	}
 	return prior, err
+}
+
+// commitChunkRetrying runs commitChunk, re-running its transaction (which
+// rolled back whole) after a transient conflict, up to chunkAttempts times.
+func (im *Importer) commitChunkRetrying(ctx context.Context, spec ChunkSpec, rows *chunkRows, heartbeat func()) (ChunkResult, ChunkResult, bool, error) {
+	backoff := chunkBaseBackoff
+	for attempt := 1; ; attempt++ {
+		res, prior, done, err := im.commitChunk(ctx, spec, rows, heartbeat)
+		if err == nil || !ledger.IsRetryable(err) || attempt >= chunkAttempts || ctx.Err() != nil {
+			return res, prior, done, err
+		}
+		if im.Logger != nil {
+			im.Logger.Warn("import chunk retried after a transient MySQL conflict", "import_id", spec.ImportID,
+				"chunk", spec.Chunk.Index, "attempt", attempt, "reason", err.Error())
+		}
+		if im.OnRetry != nil {
+			im.OnRetry(attempt, err)
+		}
+		// Jittered, so two chunks that just collided do not meet again.
+		d := backoff/2 + rand.N(backoff/2+1)
+		select {
+		case <-ctx.Done():
+			return res, prior, done, fmt.Errorf("%w (while retrying after: %v)", ctx.Err(), err)
+		case <-time.After(d):
+		}
+		heartbeat()
+		backoff = min(backoff*2, time.Second)
+	}
 }
 
 // commitChunk writes a parsed chunk in one transaction: it claims the
@@ -423,6 +465,13 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, rows []orders.
 	if len(toInsert) == 0 {
 		return 0, unchanged, rejects, nil
 	}
+	// Rows go in in ascending id order, so concurrent chunks lock the
+	// primary key in one order and cannot deadlock. An id in two chunks
+	// (a file's DUPLICATE_CONFLICT rows) makes the second inserter wait
+	// for the first one's row; in file order, two chunks that each held
+	// an id the other was about to insert waited on each other (error
+	// 1213, several times per import of a file with duplicates).
+	sortByID(rows, toInsert)
 
 	now := []byte(time.Now().UTC().Format(loaddata.DateTime))
 	var buf bytes.Buffer
@@ -469,6 +518,16 @@ func (im *Importer) writeOrders(ctx context.Context, tx *sqlx.Tx, rows []orders.
 		unchanged += missed - conflicts
 	}
 	return written, unchanged, rejects, nil
+}
+
+// sortByID sorts the indices of rows by their order ids, bytewise as the
+// orders table's utf8mb4_bin key compares them. Ids in ascending order
+// already (the common case) cost one pass.
+func sortByID(rows []orders.NewOrder, idx []int) {
+	if slices.IsSortedFunc(idx, func(a, b int) int { return strings.Compare(rows[a].OrderID, rows[b].OrderID) }) {
+		return
+	}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(rows[a].OrderID, rows[b].OrderID) })
 }
 
 // ascendingIDs reports whether every order id is greater than the one

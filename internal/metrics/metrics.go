@@ -85,8 +85,9 @@ type Metrics struct {
 	Registry *prometheus.Registry
 	// Temporal is given to every Temporal client of the process.
 	Temporal client.MetricsHandler
-	// LedgerRetries counts ledger transactions retried after a deadlock,
-	// lock wait timeout or duplicate key (ledger.Ledger.OnRetry).
+	// LedgerRetries counts ledger and import chunk transactions retried
+	// after a deadlock, lock wait timeout or duplicate key
+	// (ledger.Ledger.OnRetry, importer.Importer.OnRetry).
 	LedgerRetries prometheus.Counter
 
 	importRows       *prometheus.CounterVec
