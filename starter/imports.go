@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -27,6 +28,7 @@ func importCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "type", Usage: "orders or payments (default: from the file)"},
 			&cli.Int64Flag{Name: "max-rejects", Value: importer.DefaultMaxRejects, Usage: "fail the import past this many rejected rows"},
+			&cli.StringFlag{Name: "name", Usage: "the file name the import shows (default: FILE's base name)"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait until the import ends"},
 			&cli.BoolFlag{Name: "follow", Usage: "draw a progress bar until the import ends"},
 		},
@@ -48,7 +50,8 @@ func importCommand() *cli.Command {
 			defer f.Close()
 			return withDeps(c.Context, cfg, func(d *service.Deps) error {
 				in := service.NewIntake(d)
-				job, created, err := in.Start(c.Context, f, ingest.Options{Kind: records.Kind(c.String("type")), MaxRejects: c.Int64("max-rejects")})
+				job, created, err := in.Start(c.Context, f, ingest.Options{Kind: records.Kind(c.String("type")), MaxRejects: c.Int64("max-rejects"),
+					FileName: importName(c.String("name"), c.Args().First())})
 				if err != nil {
 					return err
 				}
@@ -129,9 +132,9 @@ func importsCommand() *cli.Command {
 				if c.Bool("json") {
 					return printJSON(jobs)
 				}
-				fmt.Printf("%-32s  %-9s  %-8s  %-4s  %10s  %10s  %8s\n", "IMPORT", "STATE", "TYPE", "FMT", "READ", "WRITTEN", "REJECTED")
+				fmt.Printf("%-32s  %-9s  %-8s  %-4s  %10s  %10s  %8s  %s\n", "IMPORT", "STATE", "TYPE", "FMT", "READ", "WRITTEN", "REJECTED", "NAME")
 				for _, j := range jobs {
-					fmt.Printf("%-32s  %-9s  %-8s  %-4s  %10d  %10d  %8d\n", j.ImportID, j.State, j.Type, j.Format, j.RowsRead, j.RowsWritten, j.RowsRejected)
+					fmt.Printf("%-32s  %-9s  %-8s  %-4s  %10d  %10d  %8d  %s\n", j.ImportID, j.State, j.Type, j.Format, j.RowsRead, j.RowsWritten, j.RowsRejected, shownName(j))
 				}
 				return nil
 			})
@@ -153,4 +156,21 @@ func withDeps(ctx context.Context, cfg config.Config, run func(*service.Deps) er
 	}
 	defer d.Close()
 	return run(d)
+}
+
+// importName is the name an import from path shows: --name, else the
+// file's base name (cleaned by the intake either way).
+func importName(name, path string) string {
+	if name != "" || path == "-" {
+		return name
+	}
+	return filepath.Base(path)
+}
+
+// shownName is a job's file name for the listing, "-" when it has none.
+func shownName(j importer.Job) string {
+	if j.FileName == nil {
+		return "-"
+	}
+	return *j.FileName
 }

@@ -38,6 +38,7 @@ type Job struct {
 	WorkflowID    string    `db:"workflow_id" json:"workflow_id"`
 	Type          string    `db:"type" json:"type"`
 	Format        string    `db:"format" json:"format"`
+	FileName      *string   `db:"file_name" json:"file_name"` // the upload's name (CleanFileName); nil if it had none
 	State         string    `db:"state" json:"state"`
 	RowsRead      int64     `db:"rows_read" json:"rows_read"`
 	RowsWritten   int64     `db:"rows_written" json:"rows_written"`
@@ -65,7 +66,7 @@ func ImportID(contentSHA256, typ string, maxRejects int64) string {
 // ErrJobNotFound is returned for an unknown import id.
 var ErrJobNotFound = errors.New("import not found")
 
-const jobColumns = `import_id, workflow_id, type, format, state, rows_read, rows_written, rows_unchanged,
+const jobColumns = `import_id, workflow_id, type, format, file_name, state, rows_read, rows_written, rows_unchanged,
 	rows_rejected, chunks_done, chunks_total, error, max_rejects, size_bytes, blob_key, content_sha256, created_at, updated_at`
 
 // CreateJob inserts j as RUNNING. When an import with the same id exists it
@@ -73,9 +74,9 @@ const jobColumns = `import_id, workflow_id, type, format, state, rows_read, rows
 func CreateJob(ctx context.Context, db *sqlx.DB, j Job) (Job, bool, error) {
 	now := time.Now().UTC()
 	j.State, j.CreatedAt, j.UpdatedAt = StateRunning, now, now
-	_, err := db.NamedExecContext(ctx, `INSERT INTO import_jobs (import_id, workflow_id, type, format, state,
+	_, err := db.NamedExecContext(ctx, `INSERT INTO import_jobs (import_id, workflow_id, type, format, file_name, state,
 		blob_key, content_sha256, size_bytes, max_rejects, created_at, updated_at)
-		VALUES (:import_id, :workflow_id, :type, :format, :state, :blob_key, :content_sha256, :size_bytes,
+		VALUES (:import_id, :workflow_id, :type, :format, :file_name, :state, :blob_key, :content_sha256, :size_bytes,
 		:max_rejects, :created_at, :updated_at)`, j)
 	if err != nil {
 		if database.IsDuplicateKey(err) {

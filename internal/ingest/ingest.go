@@ -42,6 +42,10 @@ type Intake struct {
 type Options struct {
 	Kind       records.Kind // "" detects from the file
 	MaxRejects int64
+	// FileName is the uploaded file's name, as the user gave it; it is
+	// cleaned (importer.CleanFileName) and kept in the job and the
+	// workflow's memo, but is no part of the import's identity.
+	FileName string
 }
 
 // uploadsPrefix is where uploads are staged.
@@ -65,8 +69,12 @@ func (in *Intake) Start(ctx context.Context, r io.Reader, opts Options) (importe
 		return importer.Job{}, false, err
 	}
 	id := importer.ImportID(obj.SHA256, string(opts.Kind), opts.MaxRejects)
+	var fileName *string
+	if n := importer.CleanFileName(opts.FileName); n != "" {
+		fileName = &n
+	}
 	job, created, err := importer.CreateJob(ctx, in.DB, importer.Job{
-		ImportID: id, WorkflowID: workflows.ImportWorkflowID(id), Type: string(opts.Kind),
+		ImportID: id, WorkflowID: workflows.ImportWorkflowID(id), Type: string(opts.Kind), FileName: fileName,
 		BlobKey: obj.Key, ContentSHA256: obj.SHA256, SizeBytes: obj.Size, MaxRejects: opts.MaxRejects,
 	})
 	if err != nil {
@@ -91,6 +99,11 @@ func (in *Intake) Start(ctx context.Context, r io.Reader, opts Options) (importe
 }
 
 func (in *Intake) startWorkflow(ctx context.Context, job importer.Job) error {
+	memo := map[string]any{visibility.MemoSizeBytes: job.SizeBytes}
+	if job.FileName != nil {
+		// Shown next to the run; never in its id or search attributes.
+		memo[visibility.MemoFileName] = *job.FileName
+	}
 	_, err := in.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:        job.WorkflowID,
 		TaskQueue: workflows.TaskQueue,
@@ -106,7 +119,7 @@ func (in *Intake) startWorkflow(ctx context.Context, job importer.Job) error {
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING,
 		// Filterable from the start; the workflow keeps them current.
 		TypedSearchAttributes: importAttributes(job),
-		Memo:                  map[string]any{visibility.MemoSizeBytes: job.SizeBytes},
+		Memo:                  memo,
 	}, workflows.Import, workflows.ImportInput{Params: workflows.ImportParams{
 		ImportID: job.ImportID, BlobKey: job.BlobKey, Kind: records.Kind(job.Type),
 		MaxRejects: job.MaxRejects, ChunkRows: in.ChunkRows, Parallelism: in.Parallelism,

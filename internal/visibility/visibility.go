@@ -7,8 +7,9 @@
 // start, `starter setup-temporal` on any other cluster.
 //
 // Nothing here may carry customer data: no order id, email or amount goes
-// into a search attribute or memo, only states, types and sizes. Order
-// payment workflows carry none of these attributes.
+// into a search attribute or memo, only states, types and sizes, and an
+// import's file name (chosen by the uploader, cleaned and capped, shown in
+// the memo only). Order payment workflows carry none of these attributes.
 package visibility
 
 import (
@@ -51,6 +52,7 @@ const (
 	MemoRowsTotal    = "RowsTotal"    // records in an import's file
 	MemoRowsWritten  = "RowsWritten"  // rows an import wrote, or an export's rows
 	MemoRowsRejected = "RowsRejected" // rows an import rejected
+	MemoFileName     = "FileName"     // an import's uploaded file name, as cleaned by importer.CleanFileName
 )
 
 // Attributes are the service's custom search attributes with their types,
