@@ -59,6 +59,7 @@ func newApp() *cli.App {
 			orderCommand(),
 			payCommand(),
 			setupTemporalCommand(),
+			gatewayCommand(),
 			completionCommand(),
 			{
 				Name:  "migrate",
