@@ -60,7 +60,10 @@ func newProgressView(label string) *progressView {
 }
 
 func newProgressViewOn(w io.Writer, tty bool, cols func() int, now func() time.Time, label string) *progressView {
-	return &progressView{w: w, tty: tty, cols: cols, now: now, every: 5 * time.Second, label: label, start: now()}
+	start := now()
+	// last = start: off a terminal the first line comes after a while, and
+	// a short job writes its summary alone.
+	return &progressView{w: w, tty: tty, cols: cols, now: now, every: 5 * time.Second, label: label, start: start, last: start}
 }
 
 // update shows s.
@@ -116,17 +119,16 @@ func (v *progressView) fit(s progressSnap) (string, int) {
 	if cols <= 0 {
 		cols = 80
 	}
-	desc := v.stats(s, false)
-	width := cols - 1 - barFrame - len(desc)
-	if width < 10 {
-		desc = fmt.Sprintf("%d/%d rows", v.shown, v.total)
-		width = cols - 1 - barFrame - len(desc)
+	// The widest description that leaves the bar 8 cells: all the
+	// figures, then without the ETA, then the rows alone, then nothing.
+	full := v.stats(s, false)
+	short := fmt.Sprintf("%d/%d rows  rejects %d", v.shown, v.total, s.Rejected)
+	for _, desc := range []string{full, short, fmt.Sprintf("%d/%d rows", v.shown, v.total)} {
+		if width := cols - 1 - barFrame - len(desc); width >= 8 {
+			return desc, width
+		}
 	}
-	if width < 10 {
-		desc = ""
-		width = cols - 1 - barFrame
-	}
-	return desc, max(width, 1)
+	return "", max(cols-1-barFrame, 1)
 }
 
 // stats renders rows, rate, ETA and rejects; plain adds the percentage.
