@@ -179,3 +179,29 @@ func WriteRejectsCSV(ctx context.Context, db *sqlx.DB, importID string, w io.Wri
 	}
 	return rows.Err()
 }
+
+// ErrNotRetryable is returned by Restart for an import that is not FAILED
+// or CANCELLED.
+var ErrNotRetryable = errors.New("only a FAILED or CANCELLED import can be retried")
+
+// Restart moves a FAILED or CANCELLED import back to RUNNING, clearing its
+// error, for a new run of its workflow. Its counters stay: they count the
+// chunks in its chunk ledger, which the new run finds committed and does
+// not write or count again.
+func Restart(ctx context.Context, db *sqlx.DB, importID string) error {
+	res, err := db.ExecContext(ctx, `UPDATE import_jobs SET state = ?, error = NULL, updated_at = ?
+		WHERE import_id = ? AND state IN (?, ?)`, StateRunning, time.Now().UTC(), importID, StateFailed, StateCancelled)
+	if err != nil {
+		return fmt.Errorf("import %s: restart: %w", importID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("import %s: restart: %w", importID, err)
+	} else if n != 1 {
+		j, err := GetJob(ctx, db, importID)
+		if err != nil {
+			return err
+		}
+		return fmt.Errorf("import %s is %s: %w", importID, j.State, ErrNotRetryable)
+	}
+	return nil
+}
