@@ -31,8 +31,12 @@ func importCommand() *cli.Command {
 			&cli.StringFlag{Name: "name", Usage: "the file name the import shows (default: FILE's base name)"},
 			&cli.BoolFlag{Name: "wait", Usage: "wait until the import ends"},
 			&cli.BoolFlag{Name: "follow", Usage: "draw a progress bar until the import ends"},
+			&cli.StringFlag{Name: "retry", Usage: "run the FAILED or CANCELLED import `ID` again from its staged file (no FILE), with --max-rejects to change its limit"},
 		},
 		Action: func(c *cli.Context) error {
+			if c.IsSet("retry") {
+				return retryImport(c)
+			}
 			if c.Args().Len() != 1 {
 				return usageError{errors.New("import takes one FILE argument")}
 			}
@@ -60,36 +64,43 @@ func importCommand() *cli.Command {
 				if created {
 					fmt.Fprintf(os.Stderr, "import %s started (workflow %s)\n", job.ImportID, job.WorkflowID)
 				} else {
-					fmt.Fprintf(os.Stderr, "import %s already exists (%s): same content and options\n", job.ImportID, job.State)
+					fmt.Fprintf(os.Stderr, "import %s already exists (%s): same content and options%s\n", job.ImportID, job.State, retryHint(job))
 				}
-				if !c.Bool("wait") && !c.Bool("follow") {
-					printJob(job)
-					return nil
-				}
-				var draw func(importer.Job, *workflows.Progress) // --wait: no bar, no progress queries
-				var view *progressView
-				if c.Bool("follow") {
-					view, draw = followImport(c.Context, d, job.ImportID)
-				}
-				final, err := ingest.Follow(c.Context, d.DB, d.Temporal, job.ImportID, 500*time.Millisecond, draw)
-				if err != nil {
-					return err
-				}
-				if view != nil {
-					view.finish(importSnap(final, nil))
-				}
-				printJob(final)
-				if final.State != importer.StateCompleted {
-					msg := final.State
-					if final.Error != nil {
-						msg += ": " + *final.Error
-					}
-					return fmt.Errorf("import %s %s", final.ImportID, msg)
-				}
-				return nil
+				return awaitImport(c, d, job)
 			})
 		},
 	}
+}
+
+// awaitImport prints job, or with --wait or --follow waits for it to end
+// (drawing its progress with --follow) and prints its end: an import that
+// does not complete is an error.
+func awaitImport(c *cli.Context, d *service.Deps, job importer.Job) error {
+	if !c.Bool("wait") && !c.Bool("follow") {
+		printJob(job)
+		return nil
+	}
+	var draw func(importer.Job, *workflows.Progress) // --wait: no bar, no progress queries
+	var view *progressView
+	if c.Bool("follow") {
+		view, draw = followImport(c.Context, d, job.ImportID)
+	}
+	final, err := ingest.Follow(c.Context, d.DB, d.Temporal, job.ImportID, 500*time.Millisecond, draw)
+	if err != nil {
+		return err
+	}
+	if view != nil {
+		view.finish(importSnap(final, nil))
+	}
+	printJob(final)
+	if final.State != importer.StateCompleted {
+		msg := final.State
+		if final.Error != nil {
+			msg += ": " + *final.Error
+		}
+		return fmt.Errorf("import %s %s%s", final.ImportID, msg, retryHint(final))
+	}
+	return nil
 }
 
 func importsCommand() *cli.Command {

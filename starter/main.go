@@ -53,6 +53,7 @@ func newApp() *cli.App {
 			clusterCommand(),
 			importCommand(),
 			importsCommand(),
+			rejectsCommand(),
 			exportCommand(),
 			genCommand(),
 			benchCommand(),
