@@ -12,7 +12,6 @@ import (
 
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/export"
-	"github.com/acme/payments/internal/progress"
 	"github.com/acme/payments/internal/service"
 )
 
@@ -68,23 +67,26 @@ func runExport(c *cli.Context, d *service.Deps, p export.Params) error {
 		verb = "already running with the same parameters"
 	}
 	fmt.Fprintf(os.Stderr, "export %s %s (workflow %s)\n", job.ExportID, verb, job.WorkflowID)
-	start := time.Now()
+	// A bar on a terminal (progress.go); off one, only the lines above and
+	// below.
 	var draw func(export.Job)
-	if isTerminal(os.Stderr) {
-		draw = func(j export.Job) {
-			s := progress.Snapshot{RowsDone: j.RowsWritten, ChunksDone: j.ChunksDone, ChunksTotal: j.ChunksTotal, State: j.State}
-			if j.RowsTotal != nil {
-				s.RowsTotal = *j.RowsTotal
-			}
-			fmt.Fprintf(os.Stderr, "\r\033[K%s", progress.Line(s, time.Since(start), 30))
+	snap := func(j export.Job) progressSnap {
+		s := progressSnap{Rows: j.RowsWritten, ChunksDone: j.ChunksDone, ChunksTotal: j.ChunksTotal, State: j.State}
+		if j.RowsTotal != nil {
+			s.Total = *j.RowsTotal
 		}
+		return s
+	}
+	view := newProgressView("export " + job.ExportID)
+	if view.tty {
+		draw = func(j export.Job) { view.update(snap(j)) }
 	}
 	final, err := exports.Follow(c.Context, job.ExportID, 300*time.Millisecond, draw)
-	if draw != nil {
-		fmt.Fprintln(os.Stderr)
-	}
 	if err != nil {
 		return err
+	}
+	if view.tty {
+		view.finish(snap(final))
 	}
 	if final.State != export.StateCompleted {
 		msg := final.State
@@ -134,9 +136,4 @@ func writeOutput(path string, r io.Reader) (int64, error) {
 		return n, fmt.Errorf("write %s: %w", path, err)
 	}
 	return n, nil
-}
-
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

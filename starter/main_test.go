@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -363,11 +364,22 @@ func TestGenImportFollowAndImports(t *testing.T) {
 	if code != 0 || !strings.Contains(stdout, `"state": "COMPLETED"`) || !strings.Contains(stderr, "rows/s") || !strings.Contains(stderr, "100%") {
 		t.Fatalf("import --follow: %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
+	// Redirected: no escape codes, no log lines, and stdout is the job alone.
+	if strings.Contains(stderr, "\x1b") || strings.Contains(stderr, `{"time"`) || !isOneJSON(stdout) {
+		t.Fatalf("import --follow, redirected:\nstdout %q\nstderr %q", stdout, stderr)
+	}
 	bad := filepath.Join(t.TempDir(), "bad.xml")
 	_ = os.WriteFile(bad, []byte("<orders><order><order_id>A1"), 0o644)
 	code, stdout, stderr = cli("import", bad, "--wait")
 	if code != 1 || !strings.Contains(stderr, "FAILED") {
 		t.Fatalf("import of a truncated file: %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	if !isOneJSON(stdout) {
+		t.Fatalf("import --wait: stdout is not one JSON document: %q", stdout)
+	}
+	var listed []map[string]any
+	if code, stdout, _ = cli("imports", "--json"); code != 0 || json.Unmarshal([]byte(stdout), &listed) != nil || len(listed) != 2 {
+		t.Fatalf("imports --json: %d %s", code, stdout)
 	}
 	code, stdout, _ = cli("imports")
 	if code != 0 || strings.Count(stdout, "\n") != 3 || !strings.Contains(stdout, "COMPLETED") || !strings.Contains(stdout, "FAILED") {
@@ -429,6 +441,16 @@ func TestGenImportFollowAndImports(t *testing.T) {
 		t.Errorf("export in a terminal: %v\n%s", err, drawn)
 	}
 	p.stop(t)
+}
+
+// isOneJSON reports whether s holds exactly one JSON document.
+func isOneJSON(s string) bool {
+	dec := json.NewDecoder(strings.NewReader(s))
+	var v any
+	if dec.Decode(&v) != nil {
+		return false
+	}
+	return dec.Decode(&v) == io.EOF
 }
 
 func TestInterspersedFlags(t *testing.T) {
