@@ -127,7 +127,7 @@ func importsCommand() *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return withDeps(c.Context, cfg, func(d *service.Deps) error {
+			return withMySQL(c.Context, cfg, func(d *service.Deps) error {
 				if id := c.Args().First(); id != "" {
 					job, err := importer.GetJob(c.Context, d.DB, id)
 					if err != nil {

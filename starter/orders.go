@@ -29,7 +29,7 @@ func orderCommand() *cli.Command {
 			if err != nil {
 				return usageError{err}
 			}
-			return withDeps(c.Context, cfg, func(d *service.Deps) error {
+			return withMySQL(c.Context, cfg, func(d *service.Deps) error {
 				o, err := (&orders.Store{DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex}).Get(c.Context, c.Args().First())
 				if err != nil {
 					return err

@@ -59,8 +59,38 @@ type Deps struct {
 	Logger *slog.Logger
 }
 
-// Open connects to MySQL (migrating it when migrate is set) and Temporal.
+// Open connects to MySQL (migrating it when migrate is set), the staging
+// store and Temporal. A Temporal that cannot be reached fails it in
+// seconds with one line naming the address (temporalclient.Dial).
 func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate bool) (*Deps, error) {
+	return open(ctx, cfg, logger, migrate, false)
+}
+
+// OpenMySQL opens what commands that only read or write the database need
+// (`starter imports`, `starter order`): the keys and MySQL. It never dials
+// Temporal nor opens the staging store; Temporal, Store and TextDB are
+// nil.
+func OpenMySQL(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Deps, error) {
+	keys, err := cfg.Keyring()
+	if err != nil {
+		return nil, fmt.Errorf("encryption keys: %w", err)
+	}
+	bidx, err := cfg.BlindIndex()
+	if err != nil {
+		return nil, err
+	}
+	db, err := database.Open(ctx, cfg.MySQLDSN)
+	if err != nil {
+		return nil, err
+	}
+	m := metrics.New()
+	l := &ledger.Ledger{DB: db, Keys: keys, OnRetry: m.LedgerRetry, OnRecorded: countRecorded(m)}
+	return &Deps{Config: cfg, DB: db, Keys: keys, BlindIndex: bidx, Metrics: m, Ledger: l, Logger: logger}, nil
+}
+
+// open is Open; with waitTemporal it waits for Temporal until ctx ends, as
+// the long-running worker and HTTP API do, so they may start before it.
+func open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate, waitTemporal bool) (*Deps, error) {
 	keys, err := cfg.Keyring()
 	if err != nil {
 		return nil, fmt.Errorf("encryption keys: %w", err)
@@ -107,7 +137,7 @@ func Open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate b
 	tc, err := temporalclient.Dial(ctx, temporalclient.Options{
 		Address: cfg.TemporalAddress, Namespace: cfg.TemporalNamespace,
 		Keys: keys, Logger: logger, Metrics: m.Temporal,
-		TLS: cfg.TemporalTLS, APIKey: cfg.TemporalAPIKey,
+		TLS: cfg.TemporalTLS, APIKey: cfg.TemporalAPIKey, Wait: waitTemporal,
 	})
 	if err != nil {
 		db.Close()
@@ -128,12 +158,18 @@ func countRecorded(m *metrics.Metrics) func(ledger.Source, ledger.Status, int) {
 	}
 }
 
-// Close releases everything Open opened.
+// Close releases everything Open or OpenMySQL opened.
 func (d *Deps) Close() {
-	d.Temporal.Close()
+	if d.Temporal != nil {
+		d.Temporal.Close()
+	}
 	d.DB.Close()
-	d.TextDB.Close()
-	d.Store.Close()
+	if d.TextDB != nil {
+		d.TextDB.Close()
+	}
+	if d.Store != nil {
+		d.Store.Close()
+	}
 	d.Metrics.Close()
 }
 
@@ -151,9 +187,10 @@ func NewWorker(d *Deps) worker.Worker {
 		Ledger:    d.Ledger,
 		Store:     d.Store,
 		WakeOrder: NewLifecycle(d).Wake,
-		Importer:  &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger},
-		Exporter:  &export.Exporter{DB: d.TextDB, Keys: d.Keys},
-		Metrics:   d.Metrics,
+		Importer: &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger,
+			OnRetry: d.Metrics.LedgerRetry},
+		Exporter: &export.Exporter{DB: d.TextDB, Keys: d.Keys},
+		Metrics:  d.Metrics,
 	})
 	return w
 }
@@ -217,9 +254,9 @@ func codecOrigins(cfg config.Config) []string {
 
 // Serve runs the HTTP API until ctx ends.
 func Serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
-	d, err := Open(ctx, cfg, logger, false)
+	d, err := open(ctx, cfg, logger, false, true)
 	if err != nil {
-		return err
+		return stoppedEarly(ctx, err, logger)
 	}
 	defer d.Close()
 	s, err := APIServer(d)
@@ -240,12 +277,12 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 			return err
 		}
 	}
-	d, err := Open(ctx, cfg, logger, false)
+	d, err := open(ctx, cfg, logger, false, true)
 	if err != nil {
 		if metricsLn != nil {
 			metricsLn.Close()
 		}
-		return err
+		return stoppedEarly(ctx, err, logger)
 	}
 	defer d.Close()
 	if metricsLn != nil {
@@ -262,6 +299,16 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 	w.Stop()
 	logger.Info("worker stopped")
 	return nil
+}
+
+// stoppedEarly is the outcome of a process asked to stop (Ctrl-C) while
+// still starting: a clean stop, not an error, when ctx ended.
+func stoppedEarly(ctx context.Context, err error, logger *slog.Logger) error {
+	if ctx.Err() != nil {
+		logger.Info("stopped before start-up finished")
+		return nil
+	}
+	return err
 }
 
 // ListenMetrics opens the metrics listener of PAYMENTS_METRICS_ADDR; its

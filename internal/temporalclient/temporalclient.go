@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/client"
@@ -33,7 +34,18 @@ type Options struct {
 	// APIKey is sent as a bearer credential on every call; the SDK then
 	// uses TLS with the system roots unless TLS says otherwise.
 	APIKey string
+	// Wait keeps Dial retrying until ctx ends while the frontend cannot be
+	// reached, with one warning in the log, so a long-running process (the
+	// worker, the HTTP API) can start before its server. Without it Dial
+	// tries once, for at most DialTimeout, so a command fails in seconds.
+	Wait bool
 }
+
+// DialTimeout bounds one attempt to reach the frontend (its health check).
+const DialTimeout = 3 * time.Second
+
+// retryEvery is how often a waiting Dial tries again.
+const retryEvery = time.Second
 
 // TLSConfig builds the client TLS configuration of files, or nil when no
 // TLS setting is given.
@@ -66,8 +78,8 @@ func TLSConfig(files config.TLSFiles) (*tls.Config, error) {
 	return tc, nil
 }
 
-// Dial connects and checks the frontend answers, retrying for up to a
-// minute so a worker can start before its server does.
+// Dial connects and checks the frontend answers: once, failing with one
+// line that names the address, or until ctx ends with Options.Wait.
 func Dial(ctx context.Context, opts Options) (client.Client, error) {
 	if opts.Keys == nil {
 		return nil, fmt.Errorf("temporal client: no keyring: payloads must be encrypted")
@@ -81,29 +93,53 @@ func Dial(ctx context.Context, opts Options) (client.Client, error) {
 		return nil, fmt.Errorf("temporal client: %w", err)
 	}
 	co := client.Options{
-		HostPort:          opts.Address,
-		Namespace:         opts.Namespace,
-		DataConverter:     codec.DataConverter(opts.Keys),
-		Logger:            sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
-		MetricsHandler:    opts.Metrics,
-		ConnectionOptions: client.ConnectionOptions{TLS: tlsConfig},
+		HostPort:       opts.Address,
+		Namespace:      opts.Namespace,
+		DataConverter:  codec.DataConverter(opts.Keys),
+		Logger:         sdklog.NewStructuredLogger(logger.With("component", "temporal-sdk")),
+		MetricsHandler: opts.Metrics,
+		ConnectionOptions: client.ConnectionOptions{
+			TLS:                  tlsConfig,
+			GetSystemInfoTimeout: DialTimeout,
+		},
 	}
 	if opts.APIKey != "" {
 		co.Credentials = client.NewAPIKeyStaticCredentials(opts.APIKey)
 	}
-	deadline := time.Now().Add(time.Minute)
+	warned := false
 	for {
 		c, err := client.DialContext(ctx, co)
 		if err == nil {
+			if warned {
+				logger.Info("temporal reachable", "address", opts.Address)
+			}
 			return c, nil
 		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("dial Temporal at %s (namespace %s): %w", opts.Address, opts.Namespace, err)
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("dial Temporal at %s: %w", opts.Address, ctx.Err())
 		}
-		logger.Warn("temporal not reachable yet, retrying", "address", opts.Address, "error", err.Error())
+		if !opts.Wait {
+			return nil, fmt.Errorf("cannot reach Temporal at %s (namespace %s): %s", opts.Address, opts.Namespace, reason(err))
+		}
+		if !warned {
+			logger.Warn("temporal not reachable yet, waiting for it", "address", opts.Address, "error", reason(err))
+			warned = true
+		}
 		select {
 		case <-ctx.Done():
-		case <-time.After(time.Second):
+		case <-time.After(retryEvery):
 		}
 	}
+}
+
+// reason shortens the SDK's and gRPC's error chain to what a user acts on.
+func reason(err error) string {
+	msg := err.Error()
+	// "failed reaching server: last connection error: connection error:
+	// desc = "transport: Error while dialing: dial tcp ...: connect:
+	// connection refused"" says it three times over.
+	if i := strings.LastIndex(msg, "dial tcp "); i >= 0 {
+		msg = strings.TrimSuffix(msg[i:], `"`)
+	}
+	return strings.ReplaceAll(msg, "\n", " ")
 }
