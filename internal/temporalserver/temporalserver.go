@@ -234,6 +234,15 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cmd != nil {
 		return errors.New("temporal server: already running")
 	}
+	// A port taken by another server would hand our clients to it.
+	for _, p := range s.ports {
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("temporal server: %s is already in use: stop what listens there or choose another TEMPORAL_ADDRESS", addr)
+		}
+		ln.Close()
+	}
 	log, err := os.OpenFile(s.LogFile(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return fmt.Errorf("temporal server: %w", err)
