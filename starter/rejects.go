@@ -31,7 +31,7 @@ func rejectsCommand() *cli.Command {
 				return usageError{err}
 			}
 			id := c.Args().First()
-			return withDeps(c.Context, cfg, func(d *service.Deps) error {
+			return withMySQL(c.Context, cfg, func(d *service.Deps) error {
 				job, err := importer.GetJob(c.Context, d.DB, id)
 				if err != nil {
 					return err
