@@ -48,8 +48,10 @@ type TemporalOptions struct {
 
 // Temporal is a running embedded Temporal server.
 type Temporal struct {
-	server  temporal.Server
-	address string
+	server    temporal.Server
+	address   string
+	mute      func()
+	stopWatch func()
 }
 
 // DefaultDynamicConfig is tuned for a single-process development server whose
@@ -90,6 +92,9 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 	if err != nil {
 		return nil, fmt.Errorf("embedded temporal: frontend port %q: %w", portText, err)
 	}
+	if err := CheckPorts(Port{Name: "the embedded Temporal frontend", Address: opts.FrontendAddress}); err != nil {
+		return nil, fmt.Errorf("embedded temporal: %w", err)
+	}
 	if err := os.MkdirAll(filepath.Dir(opts.DatabaseFile), 0o700); err != nil {
 		return nil, fmt.Errorf("embedded temporal: %w", err)
 	}
@@ -127,6 +132,8 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	quiet := newMuteHandler(logger.Handler())
+	logger = slog.New(quiet)
 	authorizer, err := authorization.GetAuthorizerFromConfig(&cfg.Global.Authorization)
 	if err != nil {
 		return nil, fmt.Errorf("embedded temporal: %w", err)
@@ -147,7 +154,11 @@ func StartTemporal(ctx context.Context, opts TemporalOptions) (*Temporal, error)
 	if err := srv.Start(); err != nil {
 		return nil, fmt.Errorf("embedded temporal: start: %w", err)
 	}
-	t := &Temporal{server: srv, address: opts.FrontendAddress}
+	t := &Temporal{server: srv, address: opts.FrontendAddress, mute: quiet.mute}
+	// Asked to stop (Ctrl-C) is stopping: from here on the server's
+	// complaints about its peers going away are noise.
+	stopWatch := context.AfterFunc(ctx, quiet.mute)
+	t.stopWatch = func() { stopWatch() }
 	if err := waitForPort(ctx, opts.FrontendAddress, 30*time.Second); err != nil {
 		_ = srv.Stop()
 		return nil, fmt.Errorf("embedded temporal: %w", err)
@@ -203,7 +214,12 @@ func registerSearchAttributes(ctx context.Context, address, namespace string, lo
 func (t *Temporal) Address() string { return t.address }
 
 // Stop shuts every service down; the SQLite file keeps the state.
-func (t *Temporal) Stop() error { return t.server.Stop() }
+// Its logs end here: services shutting down complain of each other.
+func (t *Temporal) Stop() error {
+	t.stopWatch()
+	t.mute()
+	return t.server.Stop()
+}
 
 func serverConfig(sqlCfg *config.SQL, host string, frontendPort int) (*config.Config, error) {
 	ports, err := FreePorts(7)

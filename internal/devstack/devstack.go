@@ -28,6 +28,15 @@ import (
 // Announcements a developer needs (where the keys are, the API token) go to
 // out, never to the log.
 func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) error {
+	// Every fixed port first: a clash is one line, and nothing (keys,
+	// token) has been written yet.
+	if err := devserver.CheckPorts(
+		devserver.Port{Name: "the embedded Temporal frontend (TEMPORAL_ADDRESS)", Address: cfg.TemporalAddress},
+		devserver.Port{Name: "the Temporal Web UI (PAYMENTS_UI_ADDR)", Address: cfg.UIAddr},
+		devserver.Port{Name: "the HTTP API (PAYMENTS_HTTP_ADDR)", Address: cfg.HTTPAddr},
+	); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data dir: %w", err)
 	}
