@@ -32,6 +32,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	fields := map[string]string{"type": r.URL.Query().Get("type"), "max_rejects": r.URL.Query().Get("max_rejects")}
 	r.Body = http.MaxBytesReader(w, r.Body, s.Intake.MaxBytes+1<<20)
 	body := io.Reader(r.Body)
+	fileName := "" // the multipart file's name; a raw body has none
 	mediaType, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if mediaType == "multipart/form-data" {
 		mr, err := r.MultipartReader()
@@ -48,6 +49,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			switch name := part.FormName(); name {
 			case "file":
 				body = part
+				fileName = part.FileName()
 			case "type", "max_rejects":
 				v, _ := io.ReadAll(io.LimitReader(part, 64))
 				fields[name] = string(v)
@@ -59,6 +61,7 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
 	}
+	opts.FileName = fileName
 	// Refuse what cannot be an import file before staging it or creating
 	// a job: the client hears it now, not from a FAILED import later.
 	body, err = ingest.Sniff(body)
