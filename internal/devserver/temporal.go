@@ -13,10 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
-	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdklog "go.temporal.io/sdk/log"
 	"go.temporal.io/server/common/authorization"
@@ -188,26 +186,7 @@ func registerSearchAttributes(ctx context.Context, address, namespace string, lo
 	if _, err := visibility.Register(ctx, c.OperatorService(), namespace); err != nil {
 		return err
 	}
-	var terms []string
-	for name := range visibility.Attributes() {
-		terms = append(terms, name+` = "RUNNING"`)
-	}
-	query := strings.Join(terms, " OR ")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := c.CountWorkflow(ctx, &workflowservice.CountWorkflowExecutionsRequest{Namespace: namespace, Query: query})
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("search attributes registered but not yet queryable: %w", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return visibility.AwaitQueryable(ctx, c, namespace, 30*time.Second)
 }
 
 // Address is the frontend's gRPC host:port.

@@ -27,6 +27,9 @@ const ClusterDatabase = "payments_temporal"
 // staging store, workers worker processes and one `starter serve`. The
 // database is migrated and the search attributes registered first.
 func Cluster(ctx context.Context, cfg config.Config, pg temporalserver.Postgres, workers int, logger *slog.Logger, out io.Writer) error {
+	if err := checkPorts(cfg, "the Temporal server's frontend (TEMPORAL_ADDRESS)"); err != nil {
+		return err
+	}
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return err

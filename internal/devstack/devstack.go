@@ -30,11 +30,7 @@ import (
 func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Writer) error {
 	// Every fixed port first: a clash is one line, and nothing (keys,
 	// token) has been written yet.
-	if err := devserver.CheckPorts(
-		devserver.Port{Name: "the embedded Temporal frontend (TEMPORAL_ADDRESS)", Address: cfg.TemporalAddress},
-		devserver.Port{Name: "the Temporal Web UI (PAYMENTS_UI_ADDR)", Address: cfg.UIAddr},
-		devserver.Port{Name: "the HTTP API (PAYMENTS_HTTP_ADDR)", Address: cfg.HTTPAddr},
-	); err != nil {
+	if err := checkPorts(cfg, "the embedded Temporal frontend (TEMPORAL_ADDRESS)"); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -169,4 +165,14 @@ func devToken(cfg *config.Config, out io.Writer) (string, error) {
 	cfg.APITokens = token + ":read+write+pii"
 	fmt.Fprintf(out, "Development API token (read+write+pii): %s\n  export PAYMENTS_API_TOKENS=%s:read+write+pii  # to reuse it elsewhere\n", token, token)
 	return token, nil
+}
+
+// checkPorts checks the stack's fixed addresses before anything is written
+// or started; temporal names what listens on TEMPORAL_ADDRESS.
+func checkPorts(cfg config.Config, temporal string) error {
+	return devserver.CheckPorts(
+		devserver.Port{Name: temporal, Address: cfg.TemporalAddress},
+		devserver.Port{Name: "the Temporal Web UI (PAYMENTS_UI_ADDR)", Address: cfg.UIAddr},
+		devserver.Port{Name: "the HTTP API (PAYMENTS_HTTP_ADDR)", Address: cfg.HTTPAddr},
+	)
 }
