@@ -109,8 +109,22 @@ func Cluster(ctx context.Context, cfg config.Config, pg temporalserver.Postgres,
 	for _, w := range c.Workers() {
 		fmt.Fprintf(out, "%s:        pid %d, log %s\n", w.Name, w.Pid(), w.LogFile)
 	}
-	fmt.Fprintf(out, "HTTP API:        %s (pid %d, log %s)\nStaging (S3):    %s, bucket staging (in memory)\nTemporal Web UI: http://%s\nCtrl-C stops everything.\n",
+	// The CLI stages files itself (starter import): it must use the
+	// cluster's store and server, not its file:// default.
+	envFile := filepath.Join(dir, "cli.env")
+	cliEnv := append([]string{"PAYMENTS_BLOB_URL=" + s3.BlobURL(), "TEMPORAL_ADDRESS=" + c.Temporal.Address(),
+		"PAYMENTS_HTTP_ADDR=" + cfg.HTTPAddr, "PAYMENTS_DATA_DIR=" + dataDir}, s3server.Env()...)
+	var lines strings.Builder
+	for _, kv := range cliEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		fmt.Fprintf(&lines, "%s='%s'\n", k, v)
+	}
+	if err := os.WriteFile(envFile, []byte(lines.String()), 0o600); err != nil {
+		return fmt.Errorf("cluster: %w", err)
+	}
+	fmt.Fprintf(out, "HTTP API:        %s (pid %d, log %s)\nStaging (S3):    %s, bucket staging (in memory)\nTemporal Web UI: http://%s\n",
 		c.APIURL(), c.API().Pid(), c.API().LogFile, s3.Endpoint(), cfg.UIAddr)
+	fmt.Fprintf(out, "For the CLI (starter import, export, pay…) in another shell: set -a; . %s; set +a\nCtrl-C stops everything.\n", envFile)
 	<-ctx.Done()
 	fmt.Fprintln(out, "Stopping the cluster…")
 	return nil
