@@ -8,8 +8,8 @@ import (
 	"testing"
 )
 
-// runStarter runs the built binary with args and returns its exit code,
-// stdout and stderr.
+// cliRun runs the built binary with env and args and returns its exit
+// code, stdout and stderr.
 func cliRun(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
 	cmd := exec.Command(buildStarter(t), args...)

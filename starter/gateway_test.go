@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -63,20 +61,7 @@ func TestLivePaymentWalkthrough(t *testing.T) {
 		t.Fatalf("no development token printed:\n%s", p.output())
 	}
 
-	cli := func(args ...string) (int, string, string) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, stdout.String(), stderr.String()
-	}
+	cli := func(args ...string) (int, string, string) { return cliRun(t, env, args...) }
 
 	// 1. curl -X POST /orders with the README's body.
 	req, _ := http.NewRequest("POST", "http://"+httpAddr+"/orders", strings.NewReader(readmeOrder))

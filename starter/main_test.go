@@ -340,20 +340,7 @@ func TestGenImportFollowAndImports(t *testing.T) {
 	p := startDev(t, bin, env)
 	waitReady(t, p, fmt.Sprintf("http://127.0.0.1:%d/readyz", ports[1]))
 
-	cli := func(args ...string) (int, string, string) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = append(os.Environ(), env...)
-		var stdout, stderr bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &stdout, &stderr
-		err := cmd.Run()
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		} else if err != nil {
-			t.Fatal(err)
-		}
-		return code, stdout.String(), stderr.String()
-	}
+	cli := func(args ...string) (int, string, string) { return cliRun(t, env, args...) }
 
 	file := filepath.Join(t.TempDir(), "orders.csv")
 	code, _, stderr := cli("gen", "orders", "--count", "300", "--bad-rate", "0.1", "-o", file)

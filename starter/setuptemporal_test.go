@@ -1,11 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -48,22 +45,11 @@ func embeddedTemporal(t *testing.T) (string, client.Client) {
 	return srv.Address(), c
 }
 
-// runStarter runs the built starter with env and returns its stdout, its
-// stderr and its exit code.
+// runStarter is cliRun with its results in the order these tests read them.
 func runStarter(t *testing.T, env []string, args ...string) (string, string, int) {
 	t.Helper()
-	cmd := exec.Command(buildStarter(t), args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return stdout.String(), stderr.String(), code
+	code, stdout, stderr := cliRun(t, env, args...)
+	return stdout, stderr, code
 }
 
 func starterEnv(t *testing.T, temporalAddr, dsn string) []string {

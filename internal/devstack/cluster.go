@@ -8,11 +8,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"time"
 
 	"github.com/acme/payments/internal/cluster"
 	"github.com/acme/payments/internal/config"
-	"github.com/acme/payments/internal/devserver"
 	"github.com/acme/payments/internal/s3server"
 	"github.com/acme/payments/internal/temporalserver"
 )
@@ -89,21 +87,11 @@ func Cluster(ctx context.Context, cfg config.Config, pg temporalserver.Postgres,
 			logger.Warn("cluster stop", "error", err.Error())
 		}
 	}()
-	ui, err := devserver.StartUI(ctx, devserver.UIOptions{
-		Address:         cfg.UIAddr,
-		TemporalAddress: c.Temporal.Address(),
-		Namespace:       cfg.TemporalNamespace,
-		CodecEndpoint:   c.APIURL() + "/codec",
-		CodecToken:      uiToken,
-	})
+	stopUI, err := startUI(ctx, cfg, c.Temporal.Address(), c.APIURL()+"/codec", uiToken)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ui.Stop(stopCtx)
-	}()
+	defer stopUI()
 	fmt.Fprintf(out, "Temporal server: %s (PostgreSQL databases %s, %s; log %s)\n",
 		c.Temporal.Address(), pg.Database, pg.VisibilityDatabase(), c.Temporal.LogFile())
 	for _, w := range c.Workers() {

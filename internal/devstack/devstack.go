@@ -87,21 +87,11 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 	}
 	s.CodecCookie = true
 
-	ui, err := devserver.StartUI(ctx, devserver.UIOptions{
-		Address:         cfg.UIAddr,
-		TemporalAddress: cfg.TemporalAddress,
-		Namespace:       cfg.TemporalNamespace,
-		CodecEndpoint:   "http://" + cfg.HTTPAddr + "/codec",
-		CodecToken:      uiToken,
-	})
+	stopUI, err := startUI(ctx, cfg, cfg.TemporalAddress, "http://"+cfg.HTTPAddr+"/codec", uiToken)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = ui.Stop(stopCtx)
-	}()
+	defer stopUI()
 	logger.Info("temporal web ui started", "url", "http://"+cfg.UIAddr)
 	fmt.Fprintf(out, "Temporal Web UI: http://%s\nHTTP API:        http://%s\n", cfg.UIAddr, cfg.HTTPAddr)
 
@@ -175,4 +165,21 @@ func checkPorts(cfg config.Config, temporal string) error {
 		devserver.Port{Name: "the Temporal Web UI (PAYMENTS_UI_ADDR)", Address: cfg.UIAddr},
 		devserver.Port{Name: "the HTTP API (PAYMENTS_HTTP_ADDR)", Address: cfg.HTTPAddr},
 	)
+}
+
+// startUI runs the Temporal Web UI on cfg.UIAddr for the server at
+// temporal, decoding through codec; stop shuts it down.
+func startUI(ctx context.Context, cfg config.Config, temporal, codec, token string) (stop func(), err error) {
+	ui, err := devserver.StartUI(ctx, devserver.UIOptions{
+		Address: cfg.UIAddr, TemporalAddress: temporal, Namespace: cfg.TemporalNamespace,
+		CodecEndpoint: codec, CodecToken: token,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ui.Stop(stopCtx)
+	}, nil
 }
