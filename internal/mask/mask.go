@@ -1,7 +1,8 @@
 // Package mask hides sensitive customer and payment values for responses
 // and downloads made without the pii scope (SPEC section 4), keeping just
 // enough for a person to recognise the value: "j***@example.com",
-// "**** **** **** 4242".
+// "**** **** **** 4242". Safe and Show decide what an error message may
+// repeat of a value it refuses.
 //
 // Masking is one-way and keeps only a short suffix or prefix; the output
 // never has more revealing characters than described per function, whatever
@@ -9,6 +10,8 @@
 package mask
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -157,4 +160,56 @@ func Clip(s string) string {
 		i--
 	}
 	return s[:i] + "…"
+}
+
+// maxShown is the longest value Safe lets an error message repeat.
+const maxShown = 32
+
+// Safe reports whether a value read from a file or a request may be repeated
+// in an error message, a rejects report or a log (SPEC section 4). The rule
+// is deliberately narrow, so that no card number, account, email or phone
+// passes it, however it is written: 1 to 32 bytes, only ASCII letters,
+// digits and "_", ".", "-" (so no "@", "+", space or ":"), no run of 4 or
+// more digits and at most 6 digits in all (a card or phone number split
+// into short groups still has more). Column names, statuses, methods,
+// currency codes and short tokens pass; dates, most ids with long numbers,
+// and everything else are described by Show instead.
+func Safe(s string) bool {
+	if s == "" || len(s) > maxShown {
+		return false
+	}
+	run, digits := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			run++
+			digits++
+			if run >= 4 || digits > 6 {
+				return false
+			}
+			continue
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c == '_', c == '.', c == '-':
+		default:
+			return false
+		}
+		run = 0
+	}
+	return true
+}
+
+// Show renders a value for an error message: quoted when Safe, otherwise
+// only its length, as "a 19-character value" (bytes when it is not valid
+// UTF-8), so the message never repeats what may be sensitive. "" is
+// "an empty value". Messages name the field and the rule around it.
+func Show(s string) string {
+	switch {
+	case s == "":
+		return "an empty value"
+	case Safe(s):
+		return strconv.Quote(s)
+	case !utf8.ValidString(s):
+		return fmt.Sprintf("a %d-byte value", len(s))
+	}
+	return fmt.Sprintf("a %d-character value", utf8.RuneCountInString(s))
 }

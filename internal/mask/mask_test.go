@@ -89,3 +89,49 @@ func TestClipKeepsMessagesValidUTF8(t *testing.T) {
 		t.Errorf("Clip cut inside a rune: %q", got)
 	}
 }
+
+// The sentinels of the leak tests: none may pass Safe, in any usual spelling.
+var sensitive = []string{
+	"4000056655665556", "4000 0566 5566 5556", "4000-0566-5566-5556", "4000.0566.5566.5556",
+	"400-005-665-566-5556", "40-00-05-66-55-66-55-56", "378282246310005",
+	"victim.leak@example.com", "jane@okaxis", "+14155550123", "415-555-0123", "4155550123", "555-0123",
+	"(415) 555 0123", "DE89370400440532013000", "DE89 3704 0044 0532 0130 00", "ACC-12345678",
+	"2024-01-02", "ORD-000123", strings.Repeat("a", 33), "a b", "a:b", "a\x00b", "\xff", "",
+}
+
+func TestSafe(t *testing.T) {
+	for _, s := range sensitive {
+		if Safe(s) {
+			t.Errorf("Safe(%q) = true", s)
+		}
+	}
+	for _, s := range []string{"order_id", "colour", "CARD", "cash", "USD", "usd", "PENDING", "ORD-X1", "A1", "v1.2.3", "abc-123", "x_12.34", strings.Repeat("a", 32)} {
+		if !Safe(s) {
+			t.Errorf("Safe(%q) = false", s)
+		}
+	}
+}
+
+func TestShowNeverRepeatsSensitive(t *testing.T) {
+	for _, s := range sensitive {
+		got := Show(s)
+		if s != "" && strings.Contains(got, s) {
+			t.Errorf("Show(%q) = %q repeats it", s, got)
+		}
+		if !utf8.ValidString(got) {
+			t.Errorf("Show(%q) = %q is not UTF-8", s, got)
+		}
+	}
+	for in, want := range map[string]string{
+		"colour":                  `"colour"`,
+		"4000 0566 5566 5556":     "a 19-character value",
+		"victim.leak@example.com": "a 23-character value",
+		"élodie@example.fr":       "a 17-character value",
+		"a\xffb":                  "a 3-byte value",
+		"":                        "an empty value",
+	} {
+		if got := Show(in); got != want {
+			t.Errorf("Show(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
