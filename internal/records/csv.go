@@ -6,6 +6,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/acme/payments/internal/mask"
 )
 
 // span is one CSV record located by source.nextCSV.
@@ -361,22 +363,25 @@ func headerKind(header []string, hint Kind, line int64) (Kind, error) {
 		return "", mismatch(file, hint)
 	case hint == "" && file == "":
 		if known[0] == 0 && known[1] == 0 {
-			return "", fmt.Errorf("%w: line %d: the header (%s) names no orders or payments column", ErrNotRecognised, line, quoteList(header))
+			return "", fmt.Errorf("%w: line %d: the header's %d columns name no orders or payments column", ErrNotRecognised, line, len(header))
 		}
-		return "", fmt.Errorf("%w: line %d: cannot tell orders from payments by the header (%s); give the type", ErrNotRecognised, line, quoteList(header))
+		return "", fmt.Errorf("%w: line %d: cannot tell orders from payments by the header's columns (%s); give the type", ErrNotRecognised, line, strings.Join(knownOf(header), ", "))
 	case hint == "":
 		kind = file
 	}
+	// Header cells are file content: a file without a header has a data row
+	// there. The messages name the cell by position, and show it only when
+	// mask.Safe allows.
 	for i, h := range header {
-		for _, g := range header[:i] {
+		for j, g := range header[:i] {
 			if g == h {
-				return "", fmt.Errorf("line %d: duplicate column %q", line, h)
+				return "", fmt.Errorf("line %d: %s repeats column %d", line, headerCell(i, h), j+1)
 			}
 		}
 	}
-	for _, h := range header {
+	for i, h := range header {
 		if columnIndex(kind, h) == -1 {
-			return "", fmt.Errorf("line %d: unknown column %q (%s columns are: %s)", line, h, kind, strings.Join(Columns(kind), ", "))
+			return "", fmt.Errorf("line %d: %s is not a known %s column (%s columns are: %s)", line, headerCell(i, h), kind, kind, strings.Join(Columns(kind), ", "))
 		}
 	}
 	var missing []string
@@ -400,6 +405,23 @@ func headerKind(header []string, hint Kind, line int64) (Kind, error) {
 		return "", fmt.Errorf("line %d: missing columns %s (required for %s)", line, quoteList(missing), kind)
 	}
 	return kind, nil
+}
+
+// headerCell names the header's cell i (0-based) for an error message:
+// `column 3 of the header ("colour")`, its value shown only when mask.Safe.
+func headerCell(i int, h string) string {
+	return fmt.Sprintf("column %d of the header (%s)", i+1, mask.Show(h))
+}
+
+// knownOf returns the header's cells that are orders or payments columns.
+func knownOf(header []string) []string {
+	var known []string
+	for _, h := range header {
+		if columnIndex(KindOrders, h) != -1 || columnIndex(KindPayments, h) != -1 {
+			known = append(known, h)
+		}
+	}
+	return known
 }
 
 // csvReader reads the records of one CSV chunk.
@@ -466,6 +488,8 @@ func (cr *csvReader) next() (Record, error) {
 	}
 	if !utf8.Valid(sp.data) {
 		rec.Err = fmt.Errorf("record is not valid UTF-8")
+	} else if bytes.IndexByte(sp.data, 0) >= 0 {
+		rec.Err = fmt.Errorf("record holds a NUL character")
 	}
 	fields, perr := cr.fp.parse(sp.data, sp.quoted)
 	n := len(fields)

@@ -15,6 +15,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/acme/payments/internal/mask"
 )
 
 // Format is the syntax of an import file.
@@ -46,7 +48,7 @@ func ParseKind(s string) (Kind, error) {
 	case "", KindOrders, KindPayments:
 		return k, nil
 	}
-	return "", fmt.Errorf("unknown type %q (want %q or %q)", s, KindOrders, KindPayments)
+	return "", fmt.Errorf("unknown type %s (want %q or %q)", mask.Show(s), KindOrders, KindPayments)
 }
 
 // OrderColumns are the columns of an orders file, in the order of Record.Values.
@@ -147,15 +149,16 @@ func (l Limits) norm() Limits {
 // between chunks (blank lines, whitespace, comments) belong to no chunk.
 type Chunk struct {
 	// Index is the 0-based position of the chunk in Plan.Chunks.
-	Index int
+	Index int `json:"index"`
 	// Start and End delimit the chunk's bytes in the file.
-	Start, End int64
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
 	// FirstRecord is the 1-based number (in the file) of the chunk's first record.
-	FirstRecord int64
+	FirstRecord int64 `json:"first_record"`
 	// FirstLine is the 1-based line on which the chunk's first record starts.
-	FirstLine int64
+	FirstLine int64 `json:"first_line"`
 	// Records is the number of records in the chunk.
-	Records int64
+	Records int64 `json:"records"`
 }
 
 // Plan is the result of PlanChunks: what the file is and how it is cut.
@@ -226,10 +229,18 @@ func mismatch(file, hint Kind) error {
 	return fmt.Errorf("file holds %s, but type=%s was given", file, hint)
 }
 
+// sniffBytes is how much of the file sniff looks at.
+const sniffBytes = 1024
+
 // sniff strips a UTF-8 BOM, refuses binary data and tells CSV from XML by the
-// first non-space byte.
+// first non-space byte. What must be text is what a bad record cannot
+// excuse: the first line of a CSV file (its header) and the first KiB of an
+// XML file (where a NUL or invalid UTF-8 fails the whole file anyway). A
+// bad CSV row after the header, even within the first KiB, is the Reader's
+// malformed record, as it is further on: a bad row never fails a file.
+// Binary files (images, archives, UTF-16) fail on their first line.
 func sniff(s *source) (Format, error) {
-	for s.w-s.r < 1024 && !s.eof {
+	for s.w-s.r < sniffBytes && !s.eof {
 		if err := s.fill(); err != nil {
 			return "", err
 		}
@@ -240,35 +251,57 @@ func sniff(s *source) (Format, error) {
 		b = b[3:]
 	}
 	head := b
-	if len(head) > 1024 {
-		head = head[:1024]
+	cut := !s.eof // the sample may end inside a character
+	if len(head) > sniffBytes {
+		head, cut = head[:sniffBytes], true
 	}
-	if bytes.IndexByte(head, 0) >= 0 {
-		return "", fmt.Errorf("%w: binary data (NUL bytes)", ErrNotRecognised)
+	// The header is the first non-blank line.
+	t := bytes.TrimLeft(head, " \t\r\n")
+	format := FormatCSV
+	if len(t) > 0 && t[0] == '<' {
+		format = FormatXML
+	} else {
+		head = t
+		if i := bytes.IndexByte(t, '\n'); i >= 0 {
+			head, cut = t[:i], false
+		}
 	}
-	if !utf8.Valid(head) {
-		// Allow a multi-byte character cut by the 1 KiB sample.
+	if why := binary(head, cut, format == FormatCSV); why != "" {
+		return "", fmt.Errorf("%w: binary data (%s)", ErrNotRecognised, why)
+	}
+	if len(bytes.TrimLeft(b, " \t\r\n")) == 0 {
+		return "", fmt.Errorf("%w: empty file", ErrNotRecognised)
+	}
+	return format, nil
+}
+
+// binary says why sample is not text, or "": a NUL, invalid UTF-8 (a
+// character cut at the end is allowed when cut) and, when controls is set,
+// a control character other than tab and CR (a CSV header holds none).
+func binary(sample []byte, cut, controls bool) string {
+	if bytes.IndexByte(sample, 0) >= 0 {
+		return "NUL bytes"
+	}
+	if !utf8.Valid(sample) {
 		ok := false
-		if len(head) < len(b) || !s.eof {
-			for cut := 1; cut <= 3 && cut <= len(head); cut++ {
-				if utf8.Valid(head[:len(head)-cut]) {
-					ok = true
-					break
-				}
+		for n := 1; cut && n < utf8.UTFMax && n <= len(sample); n++ {
+			if utf8.Valid(sample[:len(sample)-n]) {
+				ok = true
+				break
 			}
 		}
 		if !ok {
-			return "", fmt.Errorf("%w: binary data (not UTF-8)", ErrNotRecognised)
+			return "not UTF-8"
 		}
 	}
-	t := bytes.TrimLeft(b, " \t\r\n")
-	if len(t) == 0 {
-		return "", fmt.Errorf("%w: empty file", ErrNotRecognised)
+	if controls {
+		for _, c := range sample {
+			if c < 0x20 && c != '\t' && c != '\r' {
+				return "control characters"
+			}
+		}
 	}
-	if t[0] == '<' {
-		return FormatXML, nil
-	}
-	return FormatCSV, nil
+	return ""
 }
 
 // Reader reads the records of one chunk. It is not safe for concurrent use.

@@ -249,13 +249,13 @@ func TestCSVFileErrors(t *testing.T) {
 	}{
 		{"", "", "empty file", true},
 		{"\xEF\xBB\xBF \r\n\n", "", "empty file", true},
-		{"order_id,order_amount,foo\n1,2,3\n", "", `line 1: unknown column "foo" (orders columns are: order_id, order_amount`, false},
-		{"order_id,order_amount,order_id\n", "", `line 1: duplicate column "order_id"`, false},
+		{"order_id,order_amount,foo\n1,2,3\n", "", `line 1: column 3 of the header ("foo") is not a known orders column (orders columns are: order_id, order_amount`, false},
+		{"order_id,order_amount,order_id\n", "", `line 1: column 3 of the header ("order_id") repeats column 1`, false},
 		{"order_id,currency,customer_email\n", "", `line 1: missing column "order_amount"`, false},
 		{"payment_id,order_id\n", "", `line 1: missing columns "payment_amount", "payment_method"`, false},
-		{"order_id,currency\n", "", "cannot tell orders from payments", true},
+		{"order_id,currency\n", "", "cannot tell orders from payments by the header's columns (order_id, currency)", true},
 		{"order_id,currency\n", "orders", `missing column "order_amount"`, false},
-		{"name,age\nbob,3\n", "", "names no orders or payments column", true},
+		{"name,age\nbob,3\n", "", "the header's 2 columns name no orders or payments column", true},
 		{"order_id,order_amount\n1,2\n\"3,4\n5,6\n", "", "line 3: file ends inside a quoted field (truncated?)", false},
 		{"order_id,order_amount\n", "payments", "file holds orders, but type=payments was given", false},
 		{"payment_id,order_id,payment_amount,payment_method\n", "orders", "file holds payments, but type=orders was given", false},
@@ -284,11 +284,15 @@ func TestBinaryJunk(t *testing.T) {
 	rnd.Read(junk)
 	for _, in := range []string{
 		string(junk),
-		"order_id,order_amount\n\x00\x01\x02",
 		"\x89PNG\r\n\x1a\n\x00\x00",
 		"PK\x03\x04\x14\x00\x00\x00\x08\x00",
-		"order_id,order_amount\n\xff\xfe1,2\n",
+		"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03order_id,order_amount\n", // gzip
 		"\xff\xfeo\x00r\x00d\x00", // UTF-16
+		"\xef\xbb\xbf\x00order_id,order_amount\n",
+		"\n\n order_id\x01,order_amount\n1,2\n",                        // a control character in the header
+		"order_id,order_amount" + strings.Repeat("x", 2000) + "\xff\n", // a first line longer than the sample
+		"<orders><order><order_id>A\x00</order_id></order></orders>",
+		"<orders>\n<order><order_id>A\xff</order_id></order></orders>",
 	} {
 		err := planErr(t, in, "", Limits{})
 		if !errors.Is(err, ErrNotRecognised) {
@@ -400,7 +404,8 @@ func TestXMLFileErrors(t *testing.T) {
 		{"<orders></orders><orders></orders>", "element <orders> after the end of <orders>", false},
 		{"<orders></orders>junk", "text after the end of <orders>", false},
 		{deep, "elements nested deeper than 16", false},
-		{`<?xml version="1.0" encoding="ISO-8859-1"?><orders/>`, "ISO-8859-1", false},
+		{`<?xml version="1.0" encoding="ISO-8859-1"?><orders/>`, "xml: encoding a 10-character value declared", false},
+		{`<?xml version="1.0" encoding="latin1"?><orders/>`, `xml: encoding "latin1" declared`, false},
 		{"<!--" + strings.Repeat(" ", 2000) + "-->\n<orders><order><order_id>\xff</order_id></order></orders>", "line 2: malformed XML: invalid UTF-8", false},
 	}
 	for _, c := range cases {

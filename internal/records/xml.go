@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/acme/payments/internal/mask"
 )
 
 // The XML scanner below reads exactly the subset of XML that the importer
@@ -43,6 +45,32 @@ func directiveError(dir []byte, line int64) error {
 		return fmt.Errorf("line %d: DTDs are not allowed", line)
 	}
 	return fmt.Errorf("line %d: XML directives (<!…>) are not allowed", line)
+}
+
+// showName renders an element name (or any name-like token) of the file for
+// an error message: as it is when mask.Safe allows, otherwise by its length
+// only, "(a 17-character name)": names are file content too, and a file
+// can put a card number or an email where a name goes.
+func showName[T ~string | ~[]byte](name T) string {
+	if s := string(name); s == "" || mask.Safe(s) {
+		return s
+	}
+	if !utf8.Valid([]byte(name)) {
+		return fmt.Sprintf("(a %d-byte name)", len(name))
+	}
+	return fmt.Sprintf("(a %d-character name)", utf8.RuneCount([]byte(name)))
+}
+
+// entityError is the message for an unknown entity or bad character
+// reference ent ("&name;", or without the semicolon), its name shown only
+// when safe.
+func entityError(ent []byte) string {
+	name, semi := bytes.CutSuffix(bytes.TrimPrefix(ent, []byte("&")), []byte(";"))
+	msg := "invalid character entity &" + showName(name)
+	if semi {
+		return msg + ";"
+	}
+	return msg + " (no semicolon)"
 }
 
 // xtok is the kind of an XML token.
@@ -330,7 +358,7 @@ func (x *xmlScanner) readXMLName(missing string, nsname bool) (start, end int, e
 	}
 	name := x.s.buf[x.s.r+start : x.s.r+end]
 	if !isXMLName(name) {
-		return 0, 0, x.synErr("invalid XML name: " + string(name))
+		return 0, 0, x.synErr("invalid XML name: " + showName(name))
 	}
 	if nsname && bytes.Count(name, []byte{':'}) > 1 {
 		return 0, 0, x.synErr(missing)
@@ -489,7 +517,7 @@ func (x *xmlScanner) endTag() error {
 		return x.eofErr()
 	}
 	if b != '>' {
-		return x.synErr("invalid characters between </" + string(localName(x.s.buf[x.s.r+start:x.s.r+end])) + " and >")
+		return x.synErr("invalid characters between </" + showName(localName(x.s.buf[x.s.r+start:x.s.r+end])) + " and >")
 	}
 	x.kind, x.nameOff, x.nameEnd = xEnd, start, end
 	return nil
@@ -511,10 +539,10 @@ func (x *xmlScanner) procInst() error {
 	if string(buf[start:end]) == "xml" {
 		content := string(buf[from:to])
 		if ver := procInst("version", content); ver != "" && ver != "1.0" {
-			return x.fileErr(fmt.Errorf("xml: unsupported version %q; only version 1.0 is supported", ver))
+			return x.fileErr(fmt.Errorf("xml: unsupported version %s; only version 1.0 is supported", mask.Show(ver)))
 		}
 		if enc := procInst("encoding", content); enc != "" && !strings.EqualFold(enc, "utf-8") {
-			return x.fileErr(fmt.Errorf("xml: encoding %q declared but Decoder.CharsetReader is nil", enc))
+			return x.fileErr(fmt.Errorf("xml: encoding %s declared but Decoder.CharsetReader is nil", mask.Show(enc)))
 		}
 	}
 	x.kind = xIgnored
@@ -856,11 +884,7 @@ func (x *xmlScanner) entity(out *[]byte, ns *bool, pending *string) error {
 		}
 	}
 	if r < 0 {
-		ent := string(x.s.buf[x.s.r+start : x.s.r+x.p])
-		if ent[len(ent)-1] != ';' {
-			ent += " (no semicolon)"
-		}
-		return x.synErr("invalid character entity " + ent)
+		return x.synErr(entityError(x.s.buf[x.s.r+start : x.s.r+x.p]))
 	}
 	if out != nil {
 		*out = utf8.AppendRune(*out, r)
@@ -934,14 +958,14 @@ loop:
 			case 0:
 				return nil, fmt.Errorf("%w: no root element", ErrNotRecognised)
 			case 1:
-				return nil, fmt.Errorf("line %d: file ends inside <%s> (truncated?)", x.tokLine(), stack.top())
+				return nil, fmt.Errorf("line %d: file ends inside <%s> (truncated?)", x.tokLine(), showName(stack.top()))
 			}
 			break loop
 		case xStart:
 			name := x.name()
 			switch {
 			case phase == 2:
-				return nil, fmt.Errorf("line %d: element <%s> after the end of <%s>", x.tokLine(), name, kind)
+				return nil, fmt.Errorf("line %d: element <%s> after the end of <%s>", x.tokLine(), showName(name), kind)
 			case phase == 0:
 				switch string(name) {
 				case string(KindOrders):
@@ -949,7 +973,7 @@ loop:
 				case string(KindPayments):
 					kind = KindPayments
 				default:
-					return nil, fmt.Errorf("%w: line %d: unknown root element <%s> (want <orders> or <payments>)", ErrNotRecognised, x.tokLine(), name)
+					return nil, fmt.Errorf("%w: line %d: unknown root element <%s> (want <orders> or <payments>)", ErrNotRecognised, x.tokLine(), showName(name))
 				}
 				if hint != "" && hint != kind {
 					return nil, mismatch(kind, hint)
@@ -962,7 +986,7 @@ loop:
 				}
 				if stack.depth() == 1 {
 					if string(name) != recName {
-						return nil, fmt.Errorf("line %d: unexpected element <%s> in <%s> (want <%s>)", x.tokLine(), name, kind, recName)
+						return nil, fmt.Errorf("line %d: unexpected element <%s> in <%s> (want <%s>)", x.tokLine(), showName(name), kind, recName)
 					}
 					ch.start(x.tokOff, x.tokLine())
 				}
@@ -971,10 +995,10 @@ loop:
 		case xEnd:
 			name := x.name()
 			if stack.depth() == 0 {
-				return nil, fmt.Errorf("line %d: unexpected end tag </%s>", x.tokLine(), name)
+				return nil, fmt.Errorf("line %d: unexpected end tag </%s>", x.tokLine(), showName(name))
 			}
 			if top := stack.top(); !bytes.Equal(top, name) {
-				return nil, fmt.Errorf("line %d: element <%s> closed by </%s>", x.tokLine(), top, name)
+				return nil, fmt.Errorf("line %d: element <%s> closed by </%s>", x.tokLine(), showName(top), showName(name))
 			}
 			stack.pop()
 			switch stack.depth() {
@@ -1057,11 +1081,11 @@ func (r *xmlReader) next() (Record, error) {
 			return Record{}, io.EOF
 		case xStart:
 			if name := x.name(); string(name) != r.recName {
-				return Record{}, fmt.Errorf("line %d: unexpected element <%s> (want <%s>)", x.tokLine(), localName(name), r.recName)
+				return Record{}, fmt.Errorf("line %d: unexpected element <%s> (want <%s>)", x.tokLine(), showName(localName(name)), r.recName)
 			}
 			return r.record(x.tokOff, x.tokLine())
 		case xEnd:
-			return Record{}, fmt.Errorf("line %d: unexpected end tag </%s>", x.tokLine(), localName(x.name()))
+			return Record{}, fmt.Errorf("line %d: unexpected end tag </%s>", x.tokLine(), showName(localName(x.name())))
 		case xText:
 			if x.nonSpace {
 				return Record{}, fmt.Errorf("line %d: text between <%s> records", x.tokLine(), r.recName)
@@ -1110,7 +1134,7 @@ func (r *xmlReader) record(startOff, startLine int64) (Record, error) {
 		}
 		switch x.kind {
 		case xEOF:
-			return Record{}, fmt.Errorf("line %d: file ends inside <%s> (truncated?)", x.tokLine(), r.stack.top())
+			return Record{}, fmt.Errorf("line %d: file ends inside <%s> (truncated?)", x.tokLine(), showName(r.stack.top()))
 		case xStart:
 			name := x.name()
 			if r.stack.depth()+2 > r.lim.MaxXMLDepth {
@@ -1122,12 +1146,12 @@ func (r *xmlReader) record(startOff, startLine int64) (Record, error) {
 				switch {
 				case idx == -1:
 					if rec.Err == nil {
-						rec.Err = fmt.Errorf("unknown element <%s> in <%s> (%s columns are: %s)", name, r.recName, r.kind, strings.Join(r.cols, ", "))
+						rec.Err = fmt.Errorf("unknown element <%s> in <%s> (%s columns are: %s)", showName(name), r.recName, r.kind, strings.Join(r.cols, ", "))
 					}
 				case idx == -2: // derived column: ignored
 				case seen&(1<<idx) != 0:
 					if rec.Err == nil {
-						rec.Err = fmt.Errorf("repeated element <%s> in <%s>", name, r.recName)
+						rec.Err = fmt.Errorf("repeated element <%s> in <%s>", showName(name), r.recName)
 					}
 				default:
 					seen |= 1 << idx
@@ -1135,13 +1159,13 @@ func (r *xmlReader) record(startOff, startLine int64) (Record, error) {
 					r.vstart[idx] = len(r.vbuf)
 				}
 			} else if rec.Err == nil {
-				rec.Err = fmt.Errorf("element <%s> inside <%s> (a column holds text only)", name, r.stack.top())
+				rec.Err = fmt.Errorf("element <%s> inside <%s> (a column holds text only)", showName(name), showName(r.stack.top()))
 			}
 			r.stack.push(name)
 		case xEnd:
 			name := x.name()
 			if top := r.stack.top(); !bytes.Equal(top, name) {
-				return Record{}, fmt.Errorf("line %d: element <%s> closed by </%s>", x.tokLine(), top, name)
+				return Record{}, fmt.Errorf("line %d: element <%s> closed by </%s>", x.tokLine(), showName(top), showName(name))
 			}
 			r.stack.pop()
 			switch r.stack.depth() {

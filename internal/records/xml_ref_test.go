@@ -8,7 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
+	"strconv"
 	"strings"
+
+	"github.com/acme/payments/internal/mask"
 )
 
 // errRefTooBig is returned by refSource.ReadByte when the XML decoder has read
@@ -88,12 +92,61 @@ func refXMLError(err error, lineBase, line int64, lim Limits) error {
 	}
 	var se *xml.SyntaxError
 	if errors.As(err, &se) {
-		if strings.Contains(se.Msg, "unexpected EOF") {
-			return fmt.Errorf("line %d: malformed XML: %s (truncated?)", int64(se.Line)+lineBase, se.Msg)
+		msg := refScrub(se.Msg)
+		if strings.Contains(msg, "unexpected EOF") {
+			return fmt.Errorf("line %d: malformed XML: %s (truncated?)", int64(se.Line)+lineBase, msg)
 		}
-		return fmt.Errorf("line %d: malformed XML: %s", int64(se.Line)+lineBase, se.Msg)
+		return fmt.Errorf("line %d: malformed XML: %s", int64(se.Line)+lineBase, msg)
+	}
+	if msg := refScrub(err.Error()); msg != err.Error() {
+		return fmt.Errorf("line %d: %s", line, msg)
 	}
 	return fmt.Errorf("line %d: %w", line, err)
+}
+
+// refScrubs rewrite encoding/xml's messages that repeat file content the
+// way the scanner words them: names through showName, values through
+// mask.Show.
+var refScrubs = []struct {
+	re  *regexp.Regexp
+	fix func(m []string) string
+}{
+	{regexp.MustCompile(`^invalid XML name: (.*)$`), func(m []string) string { return "invalid XML name: " + showName(m[1]) }},
+	{regexp.MustCompile(`^invalid characters between </(.*) and >$`), func(m []string) string {
+		return "invalid characters between </" + showName(m[1]) + " and >"
+	}},
+	{regexp.MustCompile(`(?s)^invalid character entity (.*)$`), func(m []string) string {
+		if e, ok := strings.CutSuffix(m[1], " (no semicolon)"); ok {
+			return entityError([]byte(e))
+		}
+		return entityError([]byte(m[1]))
+	}},
+	{regexp.MustCompile(`(?s)^xml: unsupported version "(.*)"; only version 1.0 is supported$`), func(m []string) string {
+		return "xml: unsupported version " + mask.Show(refUnquote(m[0], "version")) + "; only version 1.0 is supported"
+	}},
+	{regexp.MustCompile(`(?s)^xml: encoding "(.*)" declared but Decoder.CharsetReader is nil$`), func(m []string) string {
+		return "xml: encoding " + mask.Show(refUnquote(m[0], "encoding")) + " declared but Decoder.CharsetReader is nil"
+	}},
+}
+
+// refUnquote reads back the %q-quoted value after "<word> " in msg.
+func refUnquote(msg, word string) string {
+	i := strings.Index(msg, word+" ")
+	q, err := strconv.QuotedPrefix(msg[i+len(word)+1:])
+	if err != nil {
+		return msg
+	}
+	v, _ := strconv.Unquote(q)
+	return v
+}
+
+func refScrub(msg string) string {
+	for _, r := range refScrubs {
+		if m := r.re.FindStringSubmatch(msg); m != nil {
+			return r.fix(m)
+		}
+	}
+	return msg
 }
 
 func refPlanXML(s *source, hint Kind, rows int, lim Limits) (*Plan, error) {
@@ -120,7 +173,7 @@ loop:
 			case 0:
 				return nil, fmt.Errorf("%w: no root element", ErrNotRecognised)
 			case 1:
-				return nil, fmt.Errorf("line %d: file ends inside <%s> (truncated?)", line, stack[len(stack)-1])
+				return nil, fmt.Errorf("line %d: file ends inside <%s> (truncated?)", line, showName(stack[len(stack)-1]))
 			}
 			break loop
 		}
@@ -135,13 +188,13 @@ loop:
 			}
 			switch {
 			case phase == 2:
-				return nil, fmt.Errorf("line %d: element <%s> after the end of <%s>", line, name, kind)
+				return nil, fmt.Errorf("line %d: element <%s> after the end of <%s>", line, showName(name), kind)
 			case phase == 0:
 				switch name {
 				case string(KindOrders), string(KindPayments):
 					kind = Kind(name)
 				default:
-					return nil, fmt.Errorf("%w: line %d: unknown root element <%s> (want <orders> or <payments>)", ErrNotRecognised, line, name)
+					return nil, fmt.Errorf("%w: line %d: unknown root element <%s> (want <orders> or <payments>)", ErrNotRecognised, line, showName(name))
 				}
 				if hint != "" && hint != kind {
 					return nil, mismatch(kind, hint)
@@ -154,7 +207,7 @@ loop:
 				}
 				if len(stack) == 1 {
 					if name != recName {
-						return nil, fmt.Errorf("line %d: unexpected element <%s> in <%s> (want <%s>)", line, name, kind, recName)
+						return nil, fmt.Errorf("line %d: unexpected element <%s> in <%s> (want <%s>)", line, showName(name), kind, recName)
 					}
 					ch.start(base+off, line)
 				}
@@ -166,10 +219,10 @@ loop:
 				name = t.Name.Space + ":" + name
 			}
 			if len(stack) == 0 {
-				return nil, fmt.Errorf("line %d: unexpected end tag </%s>", line, name)
+				return nil, fmt.Errorf("line %d: unexpected end tag </%s>", line, showName(name))
 			}
 			if top := stack[len(stack)-1]; top != name {
-				return nil, fmt.Errorf("line %d: element <%s> closed by </%s>", line, top, name)
+				return nil, fmt.Errorf("line %d: element <%s> closed by </%s>", line, showName(top), showName(name))
 			}
 			stack = stack[:len(stack)-1]
 			switch len(stack) {
@@ -271,11 +324,11 @@ func (x *refXMLReader) next() (Record, error) {
 		switch t := tok.(type) {
 		case xml.StartElement:
 			if t.Name.Space != "" || t.Name.Local != x.recName {
-				return Record{}, fmt.Errorf("line %d: unexpected element <%s> (want <%s>)", line, t.Name.Local, x.recName)
+				return Record{}, fmt.Errorf("line %d: unexpected element <%s> (want <%s>)", line, showName(t.Name.Local), x.recName)
 			}
 			return x.record(off, line)
 		case xml.EndElement:
-			return Record{}, fmt.Errorf("line %d: unexpected end tag </%s>", line, t.Name.Local)
+			return Record{}, fmt.Errorf("line %d: unexpected end tag </%s>", line, showName(t.Name.Local))
 		case xml.CharData:
 			if !isSpace(t) {
 				return Record{}, fmt.Errorf("line %d: text between <%s> records", line, x.recName)
@@ -299,7 +352,7 @@ func (x *refXMLReader) record(startOff, startLine int64) (Record, error) {
 	for {
 		tok, _, line, err := x.token()
 		if err == io.EOF {
-			return Record{}, fmt.Errorf("line %d: file ends inside <%s> (truncated?)", line, x.stack[len(x.stack)-1])
+			return Record{}, fmt.Errorf("line %d: file ends inside <%s> (truncated?)", line, showName(x.stack[len(x.stack)-1]))
 		}
 		if err != nil {
 			return Record{}, err
@@ -322,12 +375,12 @@ func (x *refXMLReader) record(startOff, startLine int64) (Record, error) {
 				switch {
 				case idx == -1:
 					if rec.Err == nil {
-						rec.Err = fmt.Errorf("unknown element <%s> in <%s> (%s columns are: %s)", name, x.recName, x.kind, strings.Join(x.cols, ", "))
+						rec.Err = fmt.Errorf("unknown element <%s> in <%s> (%s columns are: %s)", showName(name), x.recName, x.kind, strings.Join(x.cols, ", "))
 					}
 				case idx == -2: // derived column: ignored
 				case seen&(1<<idx) != 0:
 					if rec.Err == nil {
-						rec.Err = fmt.Errorf("repeated element <%s> in <%s>", name, x.recName)
+						rec.Err = fmt.Errorf("repeated element <%s> in <%s>", showName(name), x.recName)
 					}
 				default:
 					seen |= 1 << idx
@@ -335,7 +388,7 @@ func (x *refXMLReader) record(startOff, startLine int64) (Record, error) {
 					x.vstart[idx] = len(x.vbuf)
 				}
 			} else if rec.Err == nil {
-				rec.Err = fmt.Errorf("element <%s> inside <%s> (a column holds text only)", name, x.stack[len(x.stack)-1])
+				rec.Err = fmt.Errorf("element <%s> inside <%s> (a column holds text only)", showName(name), showName(x.stack[len(x.stack)-1]))
 			}
 			x.stack = append(x.stack, name)
 		case xml.EndElement:
@@ -344,7 +397,7 @@ func (x *refXMLReader) record(startOff, startLine int64) (Record, error) {
 				name = t.Name.Space + ":" + name
 			}
 			if top := x.stack[len(x.stack)-1]; top != name {
-				return Record{}, fmt.Errorf("line %d: element <%s> closed by </%s>", line, top, name)
+				return Record{}, fmt.Errorf("line %d: element <%s> closed by </%s>", line, showName(top), showName(name))
 			}
 			x.stack = x.stack[:len(x.stack)-1]
 			switch len(x.stack) {
