@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/jmoiron/sqlx"
 
@@ -193,15 +194,24 @@ func normalize(o NewOrder) (NewOrder, error) {
 
 // CheckContact checks trimmed customer contact fields (either may be
 // empty) and returns what is wrong, naming the field, or "". The message
-// never echoes the value.
+// never echoes the value. Neither field may hold a control character,
+// CR and LF included: an email reaches mail headers ("a\r\nBcc: …").
 func CheckContact(email, phone string) string {
-	if email != "" && (len(email) > maxEmailLen || !strings.Contains(email, "@") || records.CheckText(email) != "") {
+	if email != "" && (len(email) > maxEmailLen || !strings.Contains(email, "@") || records.CheckText(email) != "" || hasControl(email)) {
 		return "customer_email is not an email address"
 	}
-	if phone != "" && (len(phone) > maxPhoneLen || records.CheckText(phone) != "") {
+	if phone != "" && (len(phone) > maxPhoneLen || records.CheckText(phone) != "" || hasControl(phone)) {
 		return fmt.Sprintf("customer_phone must be at most %d bytes of text without control characters", maxPhoneLen)
 	}
 	return ""
+}
+
+// hasControl reports whether s holds a control character (C0, DEL, C1) or
+// a Unicode line or paragraph separator.
+func hasControl(s string) bool {
+	return strings.IndexFunc(s, func(r rune) bool {
+		return unicode.IsControl(r) || r == '\u2028' || r == '\u2029'
+	}) >= 0
 }
 
 // Get returns an order with its payments, ordered by created_at then

@@ -220,6 +220,16 @@ func TestCreateInvalid(t *testing.T) {
 		// What a downloaded file could not carry back.
 		{"control in phone", "customer_phone", with(func(o *orders.NewOrder) { o.CustomerPhone = "12\x013" })},
 		{"NUL in email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "ja\x00ne@example.com" })},
+		// Control characters XML and CSV could carry, refused all the
+		// same: an email reaches mail headers.
+		{"CRLF header injection in email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "jane@example.com\r\nBcc: x@evil.example" })},
+		{"LF in email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "ja\nne@example.com" })},
+		{"tab in email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "ja\tne@example.com" })},
+		{"DEL in email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "ja\x7fne@example.com" })},
+		{"C1 control in email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "ja\u0085ne@example.com" })},
+		{"line separator in email", "customer_email", with(func(o *orders.NewOrder) { o.CustomerEmail = "ja\u2028ne@example.com" })},
+		{"CR in phone", "customer_phone", with(func(o *orders.NewOrder) { o.CustomerPhone = "+1555\r0100" })},
+		{"tab in phone", "customer_phone", with(func(o *orders.NewOrder) { o.CustomerPhone = "+1555\t0100" })},
 	} {
 		created, err := s.Create(ctx, tc.o)
 		if created || !errors.Is(err, orders.ErrInvalid) {
