@@ -12,6 +12,10 @@ package money
 //   - codes moved to List Three (historic): ANG (176), ZWL (177), CUC (178),
 //     BGN (180), HRK, SLL, VEF, MRO, STD, BYR, ...
 //
+// golang.org/x/text/currency is not a substitute: it gives CLDR's display
+// digits, not ISO minor units, and lacks recent codes (xtext_test.go pins
+// the difference).
+//
 // Keep the keys sorted (a test enforces it) so amendments are easy to diff.
 var exponents = map[string]int{
 	"AED": 2, // UAE Dirham
