@@ -33,20 +33,20 @@ const (
 
 // Params choose what an export holds.
 type Params struct {
-	Kind   records.Kind
-	Format Format
+	Kind   records.Kind `json:"kind"`
+	Format Format       `json:"format"`
 	// Status keeps only rows with this order_status or payment_status; ""
 	// keeps all.
-	Status string
+	Status string `json:"status"`
 	// CreatedFrom and CreatedTo keep rows created in [CreatedFrom,
 	// CreatedTo); a zero bound is open (and left out of JSON, as in
 	// workflow histories).
-	CreatedFrom time.Time `json:",omitzero"`
-	CreatedTo   time.Time `json:",omitzero"`
+	CreatedFrom time.Time `json:"created_from,omitzero"`
+	CreatedTo   time.Time `json:"created_to,omitzero"`
 	// PII shows customer_email, customer_phone and payment_details
 	// unmasked; without it they are masked and the file is not a faithful
 	// import file.
-	PII bool
+	PII bool `json:"pii"`
 }
 
 // ParamNames are the parameters ParseParams reads.

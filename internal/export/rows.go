@@ -43,7 +43,8 @@ const DefaultPageRows = 20000
 
 // Range is a primary-key range (After, UpTo]; an empty bound is open.
 type Range struct {
-	After, UpTo string
+	After string `json:"after"`
+	UpTo  string `json:"up_to"`
 }
 
 // Exporter reads rows of one kind and writes them formatted. It is safe

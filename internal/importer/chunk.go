@@ -60,12 +60,12 @@ type ChunkSpec struct {
 // ChunkResult is what a chunk did. A chunk committed earlier reports its
 // stored figures with Replayed set.
 type ChunkResult struct {
-	Index         int
-	RowsRead      int64
-	RowsWritten   int64
-	RowsUnchanged int64
-	RowsRejected  int64
-	Replayed      bool
+	Index         int   `json:"index"`
+	RowsRead      int64 `json:"rows_read"`
+	RowsWritten   int64 `json:"rows_written"`
+	RowsUnchanged int64 `json:"rows_unchanged"`
+	RowsRejected  int64 `json:"rows_rejected"`
+	Replayed      bool  `json:"replayed"`
 	// OpenOrders are orders this chunk paid into whose payment workflow is
 	// open; the caller wakes them. Not part of the activity's result.
 	OpenOrders []string `json:"-"`
