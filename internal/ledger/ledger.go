@@ -113,28 +113,28 @@ var methods = map[string]bool{
 // gateway. Only the ledger writes payments, so Details is given in plaintext
 // and encrypted here.
 type Payment struct {
-	PaymentID string
-	OrderID   string
+	PaymentID string `json:"payment_id"`
+	OrderID   string `json:"order_id"`
 	// Amount is in minor units of Currency and must be positive.
-	Amount int64
+	Amount int64 `json:"amount"`
 	// Currency is an ISO 4217 code that must equal the order's; empty means
 	// the order's currency.
-	Currency string
+	Currency string `json:"currency"`
 	// Status is the payment's status; empty means PENDING.
-	Status Status
+	Status Status `json:"status"`
 	// Method is one of CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH,
 	// VOUCHER.
-	Method string
+	Method string `json:"method"`
 	// Details is the sensitive card number / account / wallet id, in
 	// plaintext; it is stored encrypted and never appears in errors.
-	Details string
+	Details string `json:"details"`
 	// GatewayRef is optional and unique across payments. On a repeat of a
 	// stored payment an empty value means "not given", not "clear it".
-	GatewayRef string
+	GatewayRef string `json:"gateway_ref"`
 	// FailureReason is optional; empty on a repeat means "not given".
-	FailureReason string
+	FailureReason string `json:"failure_reason"`
 	// CreatedAt is kept on insert only; zero means now.
-	CreatedAt time.Time
+	CreatedAt time.Time `json:"created_at,omitzero"`
 }
 
 // Settlement is a gateway's (or the timeout's) final word on a payment that
@@ -206,24 +206,25 @@ const (
 
 // Result reports the outcome for one submitted payment, in input order.
 type Result struct {
-	PaymentID string
-	Outcome   Outcome
+	PaymentID string  `json:"payment_id"`
+	Outcome   Outcome `json:"outcome"`
 	// Status is the payment's status as this entry left it (a later entry
 	// for the same id in the same call may still settle it), or empty when
 	// no payment with this id is stored.
-	Status Status
+	Status Status `json:"status"`
 	// Code and Message explain a Rejected outcome; the message never holds
 	// payment details.
-	Code, Message string
+	Code    string `json:"code"`
+	Message string `json:"message"`
 }
 
 // OrderState is an order's money and status as stored.
 type OrderState struct {
-	OrderID    string
-	Amount     int64
-	Currency   string
-	PaidAmount int64
-	Status     OrderStatus
+	OrderID    string      `json:"order_id"`
+	Amount     int64       `json:"amount"`
+	Currency   string      `json:"currency"`
+	PaidAmount int64       `json:"paid_amount"`
+	Status     OrderStatus `json:"status"`
 }
 
 // ErrOrderNotFound is returned (wrapped) by OrderState for an unknown order.

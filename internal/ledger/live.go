@@ -3,7 +3,6 @@ package ledger
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -49,16 +48,16 @@ type Attempt struct {
 // gateway sent it.
 type GatewayResult struct {
 	// OrderID is the payment's order, set by the order's workflow.
-	OrderID   string
-	Gateway   string
-	PaymentID string
+	OrderID   string `json:"order_id"`
+	Gateway   string `json:"gateway"`
+	PaymentID string `json:"payment_id"`
 	// Status is SUCCESS or FAILED.
-	Status Status
+	Status Status `json:"status"`
 	// Amount, when not empty, is the settled amount as decimal text in the
 	// payment's currency; it must equal the stored amount.
-	Amount        string
-	GatewayRef    string
-	FailureReason string
+	Amount        string `json:"amount"`
+	GatewayRef    string `json:"gateway_ref"`
+	FailureReason string `json:"failure_reason"`
 }
 
 // Check returns the reject code and message of a result the ledger refuses
@@ -74,35 +73,6 @@ func (g GatewayResult) Check() (code, msg string) {
 	return validateSettlement(&p)
 }
 
-// UnmarshalJSON reads a GatewayResult, and also the update argument of
-// workflow runs from before this type (activities.GatewayInput:
-// {"OrderID","Gateway","Settlement":{"PaymentID","Status","Amount",…}},
-// with the amount in minor units), so that such an update replayed or
-// retried after a deploy still names its payment.
-func (g *GatewayResult) UnmarshalJSON(b []byte) error {
-	type plain GatewayResult
-	var v struct {
-		plain
-		Settlement *struct {
-			PaymentID     string
-			Status        Status
-			GatewayRef    string
-			FailureReason string
-		}
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*g = GatewayResult(v.plain)
-	if s := v.Settlement; s != nil && g.PaymentID == "" {
-		// The old amount was already checked against the currency, and
-		// minor units would be misread as text: leave it out.
-		g.PaymentID, g.Status, g.GatewayRef, g.FailureReason = s.PaymentID, s.Status, s.GatewayRef, s.FailureReason
-		g.Amount = ""
-	}
-	return nil
-}
-
 func (g GatewayResult) payment() Payment {
 	return Payment{PaymentID: g.PaymentID, OrderID: g.OrderID, Status: g.Status, GatewayRef: g.GatewayRef,
 		FailureReason: strings.TrimSpace(g.FailureReason)}
@@ -112,11 +82,11 @@ func (g GatewayResult) ref() string { return "gateway:" + g.Gateway }
 
 // AttemptResult is what a live step did and its order's state after it.
 type AttemptResult struct {
-	Result Result
+	Result Result `json:"result"`
 	// Order is the zero OrderState when the order does not exist.
-	Order OrderState
+	Order OrderState `json:"order"`
 	// Settled lists the step's attempts that are no longer PENDING.
-	Settled []string
+	Settled []string `json:"settled"`
 }
 
 // Attempt records a live attempt as PENDING, in one transaction that locks
