@@ -19,15 +19,15 @@ const ErrTypeExportEnded = "ExportEnded"
 // ExportParams are an export's parameters as its workflow carries them:
 // no customer data, only what selects and formats rows.
 type ExportParams struct {
-	ExportID    string
-	Params      export.Params
-	ChunkRows   int
-	Parallelism int
+	ExportID    string        `json:"export_id"`
+	Params      export.Params `json:"params"`
+	ChunkRows   int           `json:"chunk_rows"`
+	Parallelism int           `json:"parallelism"`
 }
 
 // ExportPlan is an export's key ranges, one part each.
 type ExportPlan struct {
-	Ranges []export.Range
+	Ranges []export.Range `json:"ranges"`
 }
 
 // PlanExport cuts the export's table into key ranges of at most ChunkRows
@@ -51,17 +51,17 @@ func (a *Activities) PlanExport(ctx context.Context, in ExportParams) (ExportPla
 
 // ExportChunkInput names one part of an export.
 type ExportChunkInput struct {
-	ExportID string
-	Params   export.Params
-	Chunk    int
-	Range    export.Range
+	ExportID string        `json:"export_id"`
+	Params   export.Params `json:"params"`
+	Chunk    int           `json:"chunk"`
+	Range    export.Range  `json:"range"`
 }
 
 // ExportChunkResult is what a part holds.
 type ExportChunkResult struct {
-	Chunk    int
-	Rows     int64
-	Replayed bool
+	Chunk    int   `json:"chunk"`
+	Rows     int64 `json:"rows"`
+	Replayed bool  `json:"replayed"`
 }
 
 // ExportChunk writes the records of one key range as a part of the export
@@ -105,9 +105,9 @@ func (a *Activities) ExportChunk(ctx context.Context, in ExportChunkInput) (Expo
 
 // JoinExportResult is an export's file.
 type JoinExportResult struct {
-	BlobKey string
-	Bytes   int64
-	Rows    int64
+	BlobKey string `json:"blob_key"`
+	Bytes   int64  `json:"bytes"`
+	Rows    int64  `json:"rows"`
 }
 
 // JoinExport joins the export's committed parts, in chunk order, between
@@ -139,10 +139,10 @@ func (a *Activities) JoinExport(ctx context.Context, in ExportParams) (JoinExpor
 
 // FinishExportInput is an export's final state.
 type FinishExportInput struct {
-	ExportID string
-	State    string
-	File     JoinExportResult
-	Error    string
+	ExportID string           `json:"export_id"`
+	State    string           `json:"state"`
+	File     JoinExportResult `json:"file"`
+	Error    string           `json:"error"`
 }
 
 // FinishExport records the final state on the job row and removes the

@@ -25,20 +25,20 @@ const ErrTypeImportEnded = "ImportEnded"
 
 // PlanImportInput names the staged file to plan.
 type PlanImportInput struct {
-	ImportID  string
-	BlobKey   string
-	Kind      records.Kind // "" detects from the file
-	ChunkRows int
+	ImportID  string       `json:"import_id"`
+	BlobKey   string       `json:"blob_key"`
+	Kind      records.Kind `json:"kind"` // "" detects from the file
+	ChunkRows int          `json:"chunk_rows"`
 }
 
 // ImportPlan is a planned file: byte offsets and first record numbers of
 // its chunks, never its rows.
 type ImportPlan struct {
-	Kind    records.Kind
-	Format  records.Format
-	Header  []string
-	Records int64
-	Chunks  []records.Chunk
+	Kind    records.Kind    `json:"kind"`
+	Format  records.Format  `json:"format"`
+	Header  []string        `json:"header"`
+	Records int64           `json:"records"`
+	Chunks  []records.Chunk `json:"chunks"`
 }
 
 // PlanImport reads the staged file once, checks its structure and cuts it
@@ -73,12 +73,12 @@ func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (Import
 
 // ImportChunkInput names one chunk of a planned file.
 type ImportChunkInput struct {
-	ImportID string
-	BlobKey  string
-	Kind     records.Kind
-	Format   records.Format
-	Header   []string
-	Chunk    records.Chunk
+	ImportID string         `json:"import_id"`
+	BlobKey  string         `json:"blob_key"`
+	Kind     records.Kind   `json:"kind"`
+	Format   records.Format `json:"format"`
+	Header   []string       `json:"header"`
+	Chunk    records.Chunk  `json:"chunk"`
 }
 
 // ImportChunk imports one chunk in one MySQL transaction (see
@@ -124,9 +124,9 @@ func (a *Activities) ImportChunk(ctx context.Context, in ImportChunkInput) (impo
 
 // FinishImportInput is an import's final state.
 type FinishImportInput struct {
-	ImportID string
-	State    string
-	Error    string
+	ImportID string `json:"import_id"`
+	State    string `json:"state"`
+	Error    string `json:"error"`
 }
 
 // FinishImport records the final state on the job row.

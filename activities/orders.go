@@ -15,20 +15,21 @@ import (
 
 // AttemptInput is UpdateAttempt's attempt (see workflows.UpdateAttempt).
 type AttemptInput struct {
-	OrderID string
-	Payment ledger.Payment
+	OrderID string         `json:"order_id"`
+	Payment ledger.Payment `json:"payment"`
 }
 
 // TimeoutInput names an attempt its gateway never answered.
 type TimeoutInput struct {
-	OrderID, PaymentID string
+	OrderID   string `json:"order_id"`
+	PaymentID string `json:"payment_id"`
 }
 
 // RefreshInput asks for an order's state and which of the given pending
 // attempts are settled now.
 type RefreshInput struct {
-	OrderID string
-	Pending []string
+	OrderID string   `json:"order_id"`
+	Pending []string `json:"pending"`
 }
 
 // OpenOrderWorkflow notes that the order's payment workflow is open, so

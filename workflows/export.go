@@ -18,29 +18,29 @@ func ExportWorkflowID(exportID string) string { return "export/" + exportID }
 // ExportInput starts or continues an export: State is nil on the first run
 // and carries the plan and totals across continue-as-new.
 type ExportInput struct {
-	Params activities.ExportParams
+	Params activities.ExportParams `json:"params"`
 	// HistoryLimit overrides DefaultHistoryLimit (tests use small values).
-	HistoryLimit int
+	HistoryLimit int `json:"history_limit"`
 	// HeartbeatTimeout is how long a silent part attempt (its worker died)
 	// waits before it is retried elsewhere; default 30s.
-	HeartbeatTimeout time.Duration
-	State            *ExportState
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout"`
+	State            *ExportState  `json:"state"`
 }
 
 // ExportState is what an export has done so far.
 type ExportState struct {
-	Plan     *activities.ExportPlan
-	Next     int // next part to start; every part before it is committed
-	Progress ExportProgress
+	Plan     *activities.ExportPlan `json:"plan"`
+	Next     int                    `json:"next"` // next part to start; every part before it is committed
+	Progress ExportProgress         `json:"progress"`
 }
 
 // ExportProgress answers an export's ProgressQuery and is its result.
 type ExportProgress struct {
-	State       string // RUNNING, COMPLETED, FAILED, CANCELLED
-	Rows        int64
-	ChunksDone  int
-	ChunksTotal int
-	Error       string
+	State       string `json:"state"` // RUNNING, COMPLETED, FAILED, CANCELLED
+	Rows        int64  `json:"rows"`
+	ChunksDone  int    `json:"chunks_done"`
+	ChunksTotal int    `json:"chunks_total"`
+	Error       string `json:"error"`
 }
 
 // exportActivities names the export's activities; the worker's instance

@@ -1,7 +1,6 @@
 package workflows
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -24,64 +23,46 @@ const DefaultHistoryLimit = 2000
 
 // ImportParams are an import's fixed options.
 type ImportParams struct {
-	ImportID    string
-	BlobKey     string
-	Kind        records.Kind // "" detects from the file
-	MaxRejects  int64
-	ChunkRows   int
-	Parallelism int
+	ImportID    string       `json:"import_id"`
+	BlobKey     string       `json:"blob_key"`
+	Kind        records.Kind `json:"kind"` // "" detects from the file
+	MaxRejects  int64        `json:"max_rejects"`
+	ChunkRows   int          `json:"chunk_rows"`
+	Parallelism int          `json:"parallelism"`
 	// HistoryLimit overrides DefaultHistoryLimit (tests use small values).
-	HistoryLimit int
+	HistoryLimit int `json:"history_limit"`
 	// HeartbeatTimeout is how long a silent chunk attempt (its worker
 	// died) waits before it is retried elsewhere; default 30s.
-	HeartbeatTimeout time.Duration
-}
-
-// UnmarshalJSON reads ImportParams, taking Kind from "Type" as runs
-// started before the field's rename carry it.
-func (p *ImportParams) UnmarshalJSON(b []byte) error {
-	type plain ImportParams
-	var v struct {
-		plain
-		Type records.Kind
-	}
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*p = ImportParams(v.plain)
-	if p.Kind == "" {
-		p.Kind = v.Type
-	}
-	return nil
+	HeartbeatTimeout time.Duration `json:"heartbeat_timeout"`
 }
 
 // ImportInput starts or continues an import: State is nil on the first run
 // and carries the plan and totals across continue-as-new.
 type ImportInput struct {
-	Params ImportParams
-	State  *ImportState
+	Params ImportParams `json:"params"`
+	State  *ImportState `json:"state"`
 }
 
 // ImportState is what an import has done so far.
 type ImportState struct {
-	Plan     *activities.ImportPlan
-	Next     int // next chunk to start; every chunk before it is committed
-	Progress Progress
+	Plan     *activities.ImportPlan `json:"plan"`
+	Next     int                    `json:"next"` // next chunk to start; every chunk before it is committed
+	Progress Progress               `json:"progress"`
 }
 
 // Progress is the answer to ProgressQuery and the workflow's result.
 type Progress struct {
-	State         string // RUNNING, COMPLETED, FAILED, CANCELLED
-	Type          string
-	Format        string
-	RowsTotal     int64
-	RowsRead      int64
-	RowsWritten   int64
-	RowsUnchanged int64
-	RowsRejected  int64
-	ChunksDone    int
-	ChunksTotal   int
-	Error         string
+	State         string `json:"state"` // RUNNING, COMPLETED, FAILED, CANCELLED
+	Type          string `json:"type"`
+	Format        string `json:"format"`
+	RowsTotal     int64  `json:"rows_total"`
+	RowsRead      int64  `json:"rows_read"`
+	RowsWritten   int64  `json:"rows_written"`
+	RowsUnchanged int64  `json:"rows_unchanged"`
+	RowsRejected  int64  `json:"rows_rejected"`
+	ChunksDone    int    `json:"chunks_done"`
+	ChunksTotal   int    `json:"chunks_total"`
+	Error         string `json:"error"`
 }
 
 // importActivities names the import's activities; the worker's instance

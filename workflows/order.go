@@ -42,37 +42,37 @@ const DefaultAttemptTimeout = 15 * time.Minute
 
 // AttemptRecorded is the payload of SignalAttemptRecorded: ids only.
 type AttemptRecorded struct {
-	PaymentID string
+	PaymentID string `json:"payment_id"`
 }
 
 // OrderPaymentInput starts or continues an order's payment workflow.
 type OrderPaymentInput struct {
-	OrderID        string
-	AttemptTimeout time.Duration
-	HistoryLimit   int
-	State          *OrderPaymentState
+	OrderID        string             `json:"order_id"`
+	AttemptTimeout time.Duration      `json:"attempt_timeout"`
+	HistoryLimit   int                `json:"history_limit"`
+	State          *OrderPaymentState `json:"state"`
 }
 
 // PendingAttempt is an attempt waiting for its gateway.
 type PendingAttempt struct {
-	PaymentID string
-	Deadline  time.Time
+	PaymentID string    `json:"payment_id"`
+	Deadline  time.Time `json:"deadline,omitzero"`
 }
 
 // OrderPaymentState is what the workflow knows of its order.
 type OrderPaymentState struct {
-	OrderStatus string
-	Amount      int64
-	PaidAmount  int64
-	Currency    string
+	OrderStatus string `json:"order_status"`
+	Amount      int64  `json:"amount"`
+	PaidAmount  int64  `json:"paid_amount"`
+	Currency    string `json:"currency"`
 	// Pending is kept sorted by payment id, never a map, so every replay
 	// walks it in the same order.
-	Pending    []PendingAttempt
-	Registered bool
+	Pending    []PendingAttempt `json:"pending"`
+	Registered bool             `json:"registered"`
 	// Settled holds the last attempts this workflow saw settled, so that
 	// an AttemptRecorded signal overtaken by its gateway's result does not
 	// make the attempt pending again.
-	Settled []string
+	Settled []string `json:"settled"`
 }
 
 // maxSettledKept bounds OrderPaymentState.Settled.

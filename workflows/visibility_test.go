@@ -88,8 +88,8 @@ func TestImportUpsertsItsStateTypeAndMemo(t *testing.T) {
 	}
 	u.wantAttrs(t, "ImportState=RUNNING", "ImportType=orders", "ImportState=COMPLETED")
 	u.wantMemos(t,
-		map[string]any{"Type": "orders", "Format": "csv", "RowsTotal": int64(10), "ChunksTotal": 2},
-		map[string]any{"RowsWritten": int64(8), "RowsRejected": int64(2)},
+		map[string]any{"type": "orders", "format": "csv", "rows_total": int64(10), "chunks_total": 2},
+		map[string]any{"rows_written": int64(8), "rows_rejected": int64(2)},
 	)
 	u.noCustomerData(t)
 }
@@ -159,7 +159,7 @@ func TestExportUpsertsItsStateAndMemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	u.wantAttrs(t, "ExportState=RUNNING", "ExportState=COMPLETED")
-	u.wantMemos(t, map[string]any{"ChunksTotal": 3}, map[string]any{"RowsWritten": int64(21), "SizeBytes": int64(1234)})
+	u.wantMemos(t, map[string]any{"chunks_total": 3}, map[string]any{"rows_written": int64(21), "size_bytes": int64(1234)})
 	u.noCustomerData(t)
 }
 

@@ -43,16 +43,18 @@ var (
 )
 
 // Memo fields: non-sensitive summaries of a run, shown by the UI and
-// `temporal workflow describe`.
+// `temporal workflow describe`, named in snake_case like the workflows'
+// payloads (runs recorded before carry Go-style names; nothing reads a
+// memo back, so they need no translation).
 const (
-	MemoSizeBytes    = "SizeBytes"    // bytes of the uploaded file (imports) or the written file (exports)
-	MemoType         = "Type"         // orders or payments
-	MemoFormat       = "Format"       // csv, xml, json, ndjson
-	MemoChunksTotal  = "ChunksTotal"  // chunks (imports) or parts (exports) planned
-	MemoRowsTotal    = "RowsTotal"    // records in an import's file
-	MemoRowsWritten  = "RowsWritten"  // rows an import wrote, or an export's rows
-	MemoRowsRejected = "RowsRejected" // rows an import rejected
-	MemoFileName     = "FileName"     // an import's uploaded file name, as cleaned by importer.CleanFileName
+	MemoSizeBytes    = "size_bytes"    // bytes of the uploaded file (imports) or the written file (exports)
+	MemoType         = "type"          // orders or payments
+	MemoFormat       = "format"        // csv, xml, json, ndjson
+	MemoChunksTotal  = "chunks_total"  // chunks (imports) or parts (exports) planned
+	MemoRowsTotal    = "rows_total"    // records in an import's file
+	MemoRowsWritten  = "rows_written"  // rows an import wrote, or an export's rows
+	MemoRowsRejected = "rows_rejected" // rows an import rejected
+	MemoFileName     = "file_name"     // an import's uploaded file name, as cleaned by importer.CleanFileName
 )
 
 // Attributes are the service's custom search attributes with their types,
