@@ -566,6 +566,25 @@ func FuzzCSV(f *testing.F) {
 	f.Add([]byte(trickyCSV()[:300]))
 	f.Add([]byte("order_id,order_amount\n1,2\n\"a\nb\",3\n\n4,5"))
 	f.Add([]byte("payment_id,order_id,payment_amount,payment_method\r\n\"1\"x,2,3\r\n\"\r\n"))
+	for _, s := range []string{
+		"",
+		"order_id,order_amount\n",
+		"\xef\xbb\xbforder_id,order_amount\r\nA,1.00\r\n",
+		"order_id,order_amount\nA,1.00",                               // no final newline
+		"order_id,order_amount\n\"A,1.00\n",                           // truncated inside quotes
+		"order_id,order_amount\nA\"B,1\n",                             // bare quote
+		"order_id,order_amount\n\"A\"\"B\",1\n\"C\r\nD\",2\n",         // escaped quote, CRLF in quotes
+		"order_id,order_amount\nA,1,extra\nB\n",                       // too many, too few fields
+		"order_id,order_amount\nA\x00,1\n",                            // NUL
+		"order_id,order_amount\n\xff\xfe,1\n",                         // invalid UTF-8
+		"order_id,order_amount\n" + strings.Repeat("x", 100) + ",1\n", // over MaxRecordBytes
+		"order_id,order_id\nA,B\n",                                    // repeated column
+		"\n\norder_id,order_amount\n\n\nA,1\n\n",
+		"order_id,order_amount\rA,1\r", // bare CR
+		"payment_id,order_id,payment_amount,payment_method,payment_details\nP,O,1,4000 0566 5566 5556,\"a,b\"\n",
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzOne(t, data)
 	})
@@ -575,6 +594,24 @@ func FuzzXML(f *testing.F) {
 	f.Add([]byte(trickyXML()[:400]))
 	f.Add([]byte(ordersXML[:300]))
 	f.Add([]byte("<orders><order><order_id>1</order_id></order></orders>"))
+	for _, s := range []string{
+		"<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<payments><payment><payment_id>P</payment_id></payment></payments>",
+		"\xef\xbb\xbf<orders/>",
+		"<orders><order><order_id><![CDATA[a<b]]></order_id><!-- c --></order></orders>",
+		"<!DOCTYPE orders [<!ENTITY x \"y\">]><orders><order><order_id>&x;</order_id></order></orders>",
+		"<orders><order><order_id>&amp;&#65;&#x42;&bogus;</order_id></order></orders>",
+		"<orders><order><a><b><c><d><e><f>deep</f></e></d></c></b></a></order></orders>",
+		"<orders><order><order_id a=\"1\">x</order_id></order></orders>",
+		"<p:orders xmlns:p=\"urn:x\"><p:order/></p:orders>",
+		"<orders><order><order_id>1</order_id>", // truncated
+		"<orders><order>text<order_id>1</order_id></order></orders>",
+		"<orders><order><order_id>\xff</order_id></order></orders>",
+		"<orders><order><order_id>" + strings.Repeat("x", 100) + "</order_id></order></orders>",
+		"<orders></orders><orders/>",
+		"<?pi x?><orders>\r\n<order/>\r\n</orders>",
+	} {
+		f.Add([]byte(s))
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fuzzOne(t, data)
 	})
