@@ -49,13 +49,16 @@ func (a *Activities) PlanImport(ctx context.Context, in PlanImportInput) (Import
 	defer stop()
 	r, err := a.Store.Open(ctx, in.BlobKey)
 	if err != nil {
-		return ImportPlan{}, fmt.Errorf("import %s: %w", in.ImportID, err)
+		return ImportPlan{}, stagedFileError(in.ImportID, fmt.Errorf("import %s: %w", in.ImportID, err))
 	}
 	defer r.Close()
 	src := &errReader{r: r}
 	plan, err := records.PlanChunks(src, in.Kind, in.ChunkRows, records.Limits{})
 	if err != nil {
 		if src.err != nil || ctx.Err() != nil {
+			if unreadable := stagedFileError(in.ImportID, src.err); unreadable != src.err {
+				return ImportPlan{}, unreadable
+			}
 			return ImportPlan{}, fmt.Errorf("import %s: read staged file: %w", in.ImportID, err)
 		}
 		return ImportPlan{}, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeBadFile, nil)
@@ -87,7 +90,7 @@ func (a *Activities) ImportChunk(ctx context.Context, in ImportChunkInput) (impo
 	start := time.Now()
 	r, err := a.Store.OpenRange(ctx, in.BlobKey, in.Chunk.Start, in.Chunk.End-in.Chunk.Start)
 	if err != nil {
-		return importer.ChunkResult{}, fmt.Errorf("import %s chunk %d: %w", in.ImportID, in.Chunk.Index, err)
+		return importer.ChunkResult{}, stagedFileError(in.ImportID, fmt.Errorf("import %s chunk %d: %w", in.ImportID, in.Chunk.Index, err))
 	}
 	defer r.Close()
 	res, err := a.Importer.ImportChunk(ctx, importer.ChunkSpec{
@@ -100,7 +103,7 @@ func (a *Activities) ImportChunk(ctx context.Context, in ImportChunkInput) (impo
 		return res, temporal.NewNonRetryableApplicationError(err.Error(), ErrTypeImportEnded, nil)
 	}
 	if err != nil {
-		return res, err
+		return res, stagedFileError(in.ImportID, err)
 	}
 	if !res.Replayed {
 		// Counted by the attempt that committed the chunk only, so retries
