@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -65,6 +66,15 @@ type entry struct {
 	// currency (GatewayResult.Amount).
 	wantAmountText string
 	ifPending      bool // Settlement.IfPending
+	// gateway is, for an attempt, the gateway it is sent to, stored with
+	// it; for a gateway's result, the gateway that sent it, which must be
+	// the payment's when the payment names one.
+	gateway string
+	// fromInbox marks an early result applied by its attempt
+	// (drainInbox): its gateway was answered 202 long ago and will not
+	// hear of a refusal, so a refusal is kept as an audit event, and one
+	// for another amount fails the attempt instead of leaving it waiting.
+	fromInbox bool
 }
 
 // payRow is a payment's state inside the transaction: as loaded (under the
@@ -80,6 +90,7 @@ type payRow struct {
 	haveDetails bool
 	gatewayRef  string    // "" stores NULL
 	failure     string    // "" stores NULL
+	gateway     string    // "" stores NULL: any configured gateway may settle it
 	createdAt   time.Time // new rows only
 	isNew       bool      // to be inserted
 	dirty       bool      // loaded and changed: to be updated
@@ -111,6 +122,10 @@ type batch struct {
 	refs    map[string]string
 	inserts []*payRow
 	events  []event
+	// gained is what the batch's decisions so far add to each order's
+	// paid_amount, so a credit that would overflow it is refused as it is
+	// decided (AMOUNT_OVERFLOW) rather than failing the transaction.
+	gained map[string]int64
 	// recorded, when set, counts the applied events written, by the
 	// batch's source at the time; the caller reports it once the
 	// transaction commits.
@@ -131,6 +146,7 @@ func (l *Ledger) newBatch(src Source, ref string) (*batch, error) {
 		touched: map[string]bool{},
 		rows:    map[string]*payRow{},
 		refs:    map[string]string{},
+		gained:  map[string]int64{},
 	}, nil
 }
 
@@ -244,6 +260,7 @@ func (b *batch) reset() {
 	clear(b.rows)
 	clear(b.refs)
 	clear(b.touched)
+	clear(b.gained)
 	b.inserts, b.events, b.loaded = nil, nil, false
 }
 
@@ -286,7 +303,7 @@ func (b *batch) loadPayments(ctx context.Context, tx *sqlx.Tx, ids []string) err
 	}
 	err = inChunks(ids, inBatch, func(chunk []string) error {
 		q := "SELECT payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, " +
-			"gateway_ref, failure_reason FROM payments WHERE payment_id IN (" +
+			"gateway_ref, failure_reason, gateway FROM payments WHERE payment_id IN (" +
 			placeholders(len(chunk)) + ")"
 		rows, err := tx.QueryContext(ctx, q, anySlice(chunk)...)
 		if err != nil {
@@ -295,12 +312,12 @@ func (b *batch) loadPayments(ctx context.Context, tx *sqlx.Tx, ids []string) err
 		defer rows.Close()
 		for rows.Next() {
 			r := &payRow{}
-			var gw, failure sql.NullString
+			var gw, failure, gateway sql.NullString
 			if err := rows.Scan(&r.id, &r.orderID, &r.amount, &r.currency, &r.status, &r.method, &r.detailsCT,
-				&gw, &failure); err != nil {
+				&gw, &failure, &gateway); err != nil {
 				return fmt.Errorf("load payments: %w", err)
 			}
-			r.gatewayRef, r.failure = gw.String, failure.String
+			r.gatewayRef, r.failure, r.gateway = gw.String, failure.String, gateway.String
 			b.rows[r.id] = r
 			if r.gatewayRef != "" {
 				b.refs[r.gatewayRef] = r.id
@@ -450,22 +467,58 @@ func (b *batch) decide(e *entry) error {
 		e.res.Outcome, e.res.Status = Unchanged, r.status
 		return nil
 	}
+	var note string // of the applied event, when it settles other than as given
 	if e.settleOnly {
+		if e.gateway != "" && r.gateway != "" && e.gateway != r.gateway {
+			// Only the payment's own gateway may settle it. The callback
+			// path refuses such a result before it gets here
+			// (RouteGatewayResult); an early one is refused here, on record.
+			if e.fromInbox {
+				b.addEvent(r, r.status, p.Status, false, "refused: "+CodeWrongGateway+", the payment was sent to another gateway")
+			}
+			b.reject(e, r, CodeWrongGateway, fmt.Sprintf("payment %s was not sent to gateway %s", p.PaymentID, e.gateway))
+			return nil
+		}
+		mismatch := false
 		if e.wantAmountText != "" {
 			v, err := money.Parse(e.wantAmountText, r.currency)
-			if err != nil {
+			switch {
+			case err == nil:
+				e.wantAmount = v
+			case e.fromInbox:
+				// Not even an amount of the payment's currency: not the
+				// attempt's amount either.
+				mismatch = true
+			default:
 				b.reject(e, r, CodeBadAmount, fmt.Sprintf("payment %s: amount: %v", p.PaymentID, err))
 				return nil
 			}
-			e.wantAmount = v
 		}
 		if e.wantAmount > 0 && e.wantAmount != r.amount {
+			mismatch = true
+		}
+		if mismatch && (!e.fromInbox || r.status != StatusPending) {
+			// Refused and kept on record. The gateway hears of it in the
+			// callback's answer, so the attempt may still get its real
+			// result (or time out).
+			b.addEvent(r, r.status, p.Status, false, "refused: "+CodeAmountMismatch+", the gateway's amount differs from the payment's")
 			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s: settlement amount %d differs from the stored amount %d",
 				p.PaymentID, e.wantAmount, r.amount))
 			return nil
 		}
+		if mismatch {
+			// An early result for another amount: its gateway was
+			// answered 202 and sends nothing more, so waiting for the
+			// attempt's timeout would only delay the same end. The
+			// attempt fails now, and the event says why.
+			note = fmt.Sprintf("%s: the gateway's early %s was for another amount", CodeAmountMismatch, p.Status)
+			p.Status, p.FailureReason = StatusFailed, CodeAmountMismatch
+			if holder, taken := b.refs[p.GatewayRef]; p.GatewayRef != "" && taken && holder != r.id {
+				p.GatewayRef = "" // kept only when free: nothing may stop the failure
+			}
+		}
 	} else {
-		diff, err := b.differences(p, r)
+		diff, err := b.differences(e, r)
 		if err != nil {
 			return err
 		}
@@ -502,6 +555,17 @@ func (b *batch) decide(e *entry) error {
 			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("gateway_ref %q is already used by payment %s", p.GatewayRef, holder))
 			return nil
 		}
+	}
+	o := b.orders[r.orderID]
+	if o == nil {
+		// Cannot happen: r.orderID == p.OrderID, which was locked.
+		return fmt.Errorf("record payment %s: order %s was not locked", r.id, r.orderID)
+	}
+	if p.Status == StatusSuccess && !b.credit(o, r.amount) {
+		b.reject(e, r, CodeAmountOverflow, overflowMessage(p.PaymentID, o.OrderID))
+		return nil
+	}
+	if p.GatewayRef != "" && p.GatewayRef != r.gatewayRef {
 		b.refs[p.GatewayRef] = r.id
 		r.gatewayRef = p.GatewayRef
 	}
@@ -513,20 +577,36 @@ func (b *batch) decide(e *entry) error {
 	if !r.isNew {
 		r.dirty = true
 	}
-	o := b.orders[r.orderID]
-	if o == nil {
-		// Cannot happen: r.orderID == p.OrderID, which was locked.
-		return fmt.Errorf("record payment %s: order %s was not locked", r.id, r.orderID)
-	}
 	b.touched[r.orderID] = true
-	b.addEvent(r, from, r.status, true, "")
+	b.addEvent(r, from, r.status, true, note)
 	e.res.Outcome, e.res.Status = Settled, r.status
 	return nil
 }
 
+// credit adds amount to what the batch adds to order o's paid_amount and
+// reports true, or reports false, changing nothing, when the order's sum
+// would no longer fit the column (BIGINT, int64).
+func (b *batch) credit(o *OrderState, amount int64) bool {
+	sum, ok := addAmount(o.PaidAmount, b.gained[o.OrderID])
+	if ok {
+		sum, ok = addAmount(sum, amount)
+	}
+	if !ok {
+		return false
+	}
+	b.gained[o.OrderID] += amount
+	return true
+}
+
+func overflowMessage(paymentID, orderID string) string {
+	return fmt.Sprintf("payment %s would take the paid amount of order %s past the largest amount stored (%d minor units)",
+		paymentID, orderID, int64(math.MaxInt64))
+}
+
 // differences names the fields other than the status and its companions in
 // which p differs from the stored payment r.
-func (b *batch) differences(p *Payment, r *payRow) ([]string, error) {
+func (b *batch) differences(e *entry, r *payRow) ([]string, error) {
+	p := &e.p
 	var diff []string
 	if p.Amount != r.amount {
 		diff = append(diff, "payment_amount")
@@ -543,6 +623,11 @@ func (b *batch) differences(p *Payment, r *payRow) ([]string, error) {
 	}
 	if p.Details != details {
 		diff = append(diff, "payment_details") // named, never shown
+	}
+	// An attempt's gateway, once stored, is part of it; one stored
+	// without (imported, or from before attempts named theirs) takes any.
+	if e.gateway != "" && r.gateway != "" && e.gateway != r.gateway {
+		diff = append(diff, "gateway")
 	}
 	return diff, nil
 }
@@ -574,6 +659,10 @@ func (b *batch) insert(e *entry) error {
 			return nil
 		}
 	}
+	if p.Status == StatusSuccess && !b.credit(o, p.Amount) {
+		b.reject(e, nil, CodeAmountOverflow, overflowMessage(p.PaymentID, o.OrderID))
+		return nil
+	}
 	var ct []byte
 	if p.Details != "" {
 		var err error
@@ -593,7 +682,7 @@ func (b *batch) insert(e *entry) error {
 	r := &payRow{
 		id: p.PaymentID, orderID: p.OrderID, amount: p.Amount, currency: currency,
 		status: p.Status, method: p.Method, detailsCT: ct, details: p.Details, haveDetails: true,
-		gatewayRef: p.GatewayRef, failure: p.FailureReason, createdAt: created, isNew: true,
+		gatewayRef: p.GatewayRef, failure: p.FailureReason, gateway: e.gateway, createdAt: created, isNew: true,
 	}
 	b.rows[r.id] = r
 	b.inserts = append(b.inserts, r)
@@ -651,18 +740,18 @@ func (b *batch) writePayments(ctx context.Context, tx *sqlx.Tx, bulkOK bool) (bo
 }
 
 const paymentColumns = "(payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, " +
-	"gateway_ref, failure_reason, created_at, updated_at)"
+	"gateway_ref, failure_reason, gateway, created_at, updated_at)"
 
 // insertPayments writes the new payments with multi-row INSERTs. A row
 // that a concurrent transaction stored meanwhile fails the statement with a
 // duplicate-key error (1062, retryable).
 func (b *batch) insertPayments(ctx context.Context, tx *sqlx.Tx) error {
-	const row = "(?,?,?,?,?,?,?,?,?,?,?)"
+	const row = "(?,?,?,?,?,?,?,?,?,?,?,?)"
 	return inChunks(b.inserts, insertBatch, func(chunk []*payRow) error {
-		args := make([]any, 0, len(chunk)*11)
+		args := make([]any, 0, len(chunk)*12)
 		for _, r := range chunk {
 			args = append(args, r.id, r.orderID, r.amount, r.currency, string(r.status), r.method, database.NullBytes(r.detailsCT),
-				nullString(r.gatewayRef), nullString(r.failure), r.createdAt, b.now)
+				nullString(r.gatewayRef), nullString(r.failure), nullString(r.gateway), r.createdAt, b.now)
 		}
 		q := "INSERT INTO payments " + paymentColumns + " VALUES " + repeatJoin(row, len(chunk))
 		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
@@ -698,6 +787,7 @@ func (b *batch) loadNewPayments(ctx context.Context, tx *sqlx.Tx) (bool, error) 
 		loaddata.NullableField(&buf, r.detailsCT, r.detailsCT == nil, '\t')
 		loaddata.NullableField(&buf, []byte(r.gatewayRef), r.gatewayRef == "", '\t')
 		loaddata.NullableField(&buf, []byte(r.failure), r.failure == "", '\t')
+		loaddata.NullableField(&buf, []byte(r.gateway), r.gateway == "", '\t')
 		created = loaddata.AppendDateTime(created[:0], r.createdAt)
 		loaddata.Field(&buf, created, '\n')
 	}
@@ -708,7 +798,7 @@ func (b *batch) loadNewPayments(ctx context.Context, tx *sqlx.Tx) (bool, error) 
 	// server parses every byte a row carries. The literal is ours (digits
 	// and separators), never input.
 	n, warnings, err := loadDataCounted(ctx, tx, buf.Bytes(), "payments", `(payment_id, order_id, payment_amount,
-		currency, payment_status, payment_method, payment_details, gateway_ref, failure_reason, created_at)
+		currency, payment_status, payment_method, payment_details, gateway_ref, failure_reason, gateway, created_at)
 		SET updated_at = '`+string(loaddata.AppendDateTime(nil, b.now))+`'`)
 	if err != nil {
 		return false, fmt.Errorf("load payments: %w", err)
@@ -860,7 +950,7 @@ func (b *batch) reevaluateOrders(ctx context.Context, tx *sqlx.Tx) error {
 		// a new row counts with its status as the batch left it.
 		if r.status == StatusSuccess && (r.isNew || r.dirty) {
 			sum, ok := addAmount(gained[r.orderID], r.amount)
-			if !ok {
+			if !ok { // a guard: decide refused such credits (batch.credit)
 				return fmt.Errorf("update orders: paid amount of order %s overflows", r.orderID)
 			}
 			gained[r.orderID] = sum

@@ -202,6 +202,16 @@ const (
 	CodeBadTransition     = "BAD_TRANSITION"
 	// CodePaymentNotFound is returned by Settle for an unknown payment id.
 	CodePaymentNotFound = "PAYMENT_NOT_FOUND"
+	// CodeAmountOverflow refuses a SUCCESS that would take its order's
+	// paid_amount past what the column holds (int64 minor units).
+	CodeAmountOverflow = "AMOUNT_OVERFLOW"
+	// CodeWrongGateway refuses a gateway's result for a payment that was
+	// sent to another gateway.
+	CodeWrongGateway = "WRONG_GATEWAY"
+	// CodeAmountMismatch is the failure_reason of an attempt failed by an
+	// early gateway result for another amount, and names the refusal in
+	// the audit event of an on-time one.
+	CodeAmountMismatch = "AMOUNT_MISMATCH"
 )
 
 // Result reports the outcome for one submitted payment, in input order.
@@ -249,6 +259,10 @@ type Ledger struct {
 	// nothing: the caller hands its results to Recorded after the commit.
 	// It must be safe for concurrent use.
 	OnRecorded func(src Source, status Status, n int)
+	// InboxRetention is how long an early gateway result waits in the
+	// inbox for its attempt before it is swept; zero means
+	// DefaultInboxRetention.
+	InboxRetention time.Duration
 }
 
 // TxOptions returns the options a caller's transaction passed to RecordTx

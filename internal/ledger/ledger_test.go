@@ -228,10 +228,11 @@ func runRules(t *testing.T) {
 				}},
 				{record: []ledger.Payment{pay("P2", "O1", 500, P), pay("P2", "O1", 501, P), pay("P2", "O1", 500, S)},
 					want: []res{ins, rej(ledger.CodeDuplicateConflict), stl}},
+				// A settlement for another amount is refused on record.
 				{settle: &ledger.Settlement{PaymentID: "P1", Status: S, Amount: 499}, want: []res{rej(ledger.CodeDuplicateConflict)}},
 			},
 			payments: map[string]ledger.Status{"P1": P, "P2": S},
-			events:   []string{"P1:->PENDING", "P2:->PENDING", "P2:PENDING->SUCCESS"},
+			events:   []string{"P1:->PENDING", "P1:PENDING->SUCCESS!", "P2:->PENDING", "P2:PENDING->SUCCESS"},
 		},
 		{
 			name:   "order must exist",

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/jmoiron/sqlx"
 
@@ -17,6 +19,22 @@ import (
 // under the order's lock, and answers with the order as it left it; a
 // gateway result that comes before its attempt waits in the inbox
 // (gateway_inbox) and is applied by the attempt's own transaction.
+//
+// An attempt names the gateway it is sent to, and only that gateway's
+// results settle it: a callback from another is refused at once
+// (ErrWrongGateway), and an early one from another is refused by the
+// attempt with an applied=0 audit event. A gateway result whose amount is
+// not the attempt's never settles it as sent. On time, it is refused
+// (DUPLICATE_CONFLICT, answered to the gateway) with an applied=0 event
+// noting AMOUNT_MISMATCH, and the attempt keeps waiting for its real
+// result or its timeout. Early, the gateway was answered 202 already and
+// will not hear of the refusal, so the attempt fails at once with reason
+// AMOUNT_MISMATCH, its applied event saying so, rather than waiting for a
+// timeout that could only end the same way. Inbox rows whose attempt
+// never comes are dropped: at once, on record, when the attempt is refused
+// for good (its order is COMPLETED), else once older than InboxRetention,
+// a few at a time by each result queued (sweepInbox), which keeps the
+// table as small as the results of one retention period.
 
 // CodeOrderCompleted rejects a new attempt on an order already paid.
 const CodeOrderCompleted = "ORDER_COMPLETED"
@@ -24,6 +42,24 @@ const CodeOrderCompleted = "ORDER_COMPLETED"
 // ErrPaymentNotFound is returned (wrapped) by PaymentOrder for an unknown
 // payment id.
 var ErrPaymentNotFound = errors.New("payment not found")
+
+// ErrWrongGateway is returned (wrapped) by RouteGatewayResult for a result
+// from a gateway other than the one its payment was sent to: it settles
+// nothing and is not queued.
+var ErrWrongGateway = errors.New("payment was sent to another gateway")
+
+// DefaultInboxRetention is how long an early gateway result waits for its
+// attempt by default: far longer than any attempt takes to follow its
+// gateway's answer, and short enough that the results of attempts that
+// never came do not pile up.
+const DefaultInboxRetention = 24 * time.Hour
+
+// inboxSweepBatch is how many expired inbox rows one queued result
+// sweeps: more than one, so expired rows never accumulate.
+const inboxSweepBatch = 10
+
+// maxGatewayLen is the gateway columns' length (VARCHAR(64)).
+const maxGatewayLen = 64
 
 // maxAmountTextLen bounds an amount given as text (gateway_inbox.amount_text
 // VARCHAR(40)); no valid amount is longer.
@@ -42,6 +78,10 @@ type Attempt struct {
 	// Details is the card number, account or wallet id in plaintext; it is
 	// stored encrypted and never appears in results or errors.
 	Details string
+	// Gateway is the gateway the attempt is sent to: only its results
+	// settle the payment. Empty stores none, and then any gateway's
+	// result may (as for imported payments).
+	Gateway string
 }
 
 // GatewayResult is a verified gateway's final word on a payment, as the
@@ -122,6 +162,9 @@ func (l *Ledger) attemptTx(ctx context.Context, tx *sqlx.Tx, a Attempt, rec tall
 	if code, msg := checkID("order_id", a.OrderID); code != "" {
 		return reject(code, msg)
 	}
+	if len(a.Gateway) > maxGatewayLen || !utf8.ValidString(a.Gateway) {
+		return reject(CodeMalformed, fmt.Sprintf("gateway must be valid UTF-8 of at most %d bytes", maxGatewayLen))
+	}
 	b, err := l.newBatch(SourceAPI, "api")
 	if err != nil {
 		return out, err
@@ -157,9 +200,14 @@ func (l *Ledger) attemptTx(ctx context.Context, tx *sqlx.Tx, a Attempt, rec tall
 		// not on its status.
 		p.Status = stored.status
 	} else if o.Status == OrderCompleted {
+		// Refused for good (a COMPLETED order stays so): an early result
+		// of this payment would wait in the inbox for nothing.
+		if err := dropInbox(ctx, tx, b.now, p.PaymentID, a.OrderID, CodeOrderCompleted); err != nil {
+			return out, err
+		}
 		return reject(CodeOrderCompleted, "order "+a.OrderID+" is already COMPLETED")
 	}
-	if err := b.run(ctx, tx, []entry{{res: &out.Result, p: p}}); err != nil {
+	if err := b.run(ctx, tx, []entry{{res: &out.Result, p: p, gateway: a.Gateway}}); err != nil {
 		return out, err
 	}
 	if out.Result.Outcome != Rejected && out.Result.Status == StatusPending {
@@ -175,35 +223,60 @@ func (l *Ledger) attemptTx(ctx context.Context, tx *sqlx.Tx, a Attempt, rec tall
 	return out, nil
 }
 
-// drainInbox applies and clears a gateway result queued for the attempt
-// out reports. A result whose amount is not one of the payment's currency,
-// or differs from it, is not this payment's: it is cleared and the attempt
-// stays PENDING for its real result or its timeout.
+// drainInbox applies and clears the gateway results queued for the attempt
+// out reports, in the order they came: one from the attempt's own gateway
+// (or, for an attempt that names none, the first) settles it, the others
+// are repeats or refusals kept as audit events. A result for another
+// amount fails the attempt (AMOUNT_MISMATCH; see the package notes above).
 func (b *batch) drainInbox(ctx context.Context, tx *sqlx.Tx, out *AttemptResult) error {
-	g, ok, err := peekInbox(ctx, tx, out.Result.PaymentID)
+	queued, err := peekInbox(ctx, tx, out.Result.PaymentID)
 	if afterInboxPeek != nil {
 		afterInboxPeek()
 	}
-	if err != nil || !ok {
+	if err != nil || len(queued) == 0 {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, "DELETE FROM gateway_inbox WHERE payment_id = ?", g.PaymentID); err != nil {
+	if _, err := tx.ExecContext(ctx, "DELETE FROM gateway_inbox WHERE payment_id = ?", out.Result.PaymentID); err != nil {
 		return fmt.Errorf("clear gateway inbox: %w", err)
 	}
-	g.OrderID = out.Order.OrderID
-	if code, _ := g.Check(); code != "" {
-		return nil
+	for _, g := range queued {
+		g.OrderID = out.Order.OrderID
+		if code, _ := g.Check(); code != "" {
+			continue // cannot be queued (RouteGatewayResult checks), nor applied
+		}
+		b.reset()
+		b.src, b.ref = SourceGateway, g.ref()
+		var res Result
+		e := entry{res: &res, p: g.payment(), settleOnly: true, wantAmountText: g.Amount, gateway: g.Gateway, fromInbox: true}
+		if err := b.run(ctx, tx, []entry{e}); err != nil {
+			return err
+		}
+		if res.Status.Terminal() {
+			out.Result.Status = res.Status
+			out.Settled = []string{g.PaymentID}
+		}
 	}
-	b.reset()
-	b.src, b.ref = SourceGateway, g.ref()
-	var res Result
-	e := entry{res: &res, p: g.payment(), settleOnly: true, wantAmountText: g.Amount}
-	if err := b.run(ctx, tx, []entry{e}); err != nil {
+	return nil
+}
+
+// dropInbox clears the results queued for a payment whose attempt was
+// refused for good (code), each kept as an applied=0 audit event: a
+// gateway's word that it settled a payment the ledger never took is
+// evidence to keep.
+func dropInbox(ctx context.Context, tx *sqlx.Tx, now time.Time, paymentID, orderID, code string) error {
+	queued, err := peekInbox(ctx, tx, paymentID)
+	if err != nil || len(queued) == 0 {
 		return err
 	}
-	if res.Status.Terminal() {
-		out.Result.Status = res.Status
-		out.Settled = []string{g.PaymentID}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM gateway_inbox WHERE payment_id = ?", paymentID); err != nil {
+		return fmt.Errorf("clear gateway inbox: %w", err)
+	}
+	note := "refused: the attempt was refused (" + code + "), so its early gateway result is dropped"
+	for _, g := range queued {
+		if _, err := tx.ExecContext(ctx, "INSERT INTO payment_events "+eventColumns+" VALUES (?,?,NULL,?,?,?,0,?,?)",
+			paymentID, orderID, string(g.Status), string(SourceGateway), g.ref(), note, now); err != nil {
+			return fmt.Errorf("record dropped gateway result: %w", err)
+		}
 	}
 	return nil
 }
@@ -220,7 +293,7 @@ func (l *Ledger) ApplyGatewayResult(ctx context.Context, g GatewayResult) (Attem
 		return AttemptResult{Result: res}, nil
 	}
 	return l.settleOrder(ctx, g.OrderID, SourceGateway, g.ref(),
-		entry{p: g.payment(), settleOnly: true, wantAmountText: g.Amount})
+		entry{p: g.payment(), settleOnly: true, wantAmountText: g.Amount, gateway: g.Gateway})
 }
 
 // TimeOut fails an attempt of the order with reason TIMEOUT if it is still
@@ -315,32 +388,56 @@ func (l *Ledger) Refresh(ctx context.Context, orderID string, pending []string) 
 // PaymentOrder returns the id of the order a payment belongs to; the error
 // wraps ErrPaymentNotFound for an unknown payment.
 func (l *Ledger) PaymentOrder(ctx context.Context, paymentID string) (string, error) {
-	return paymentOrder(ctx, l.DB, paymentID, "")
+	orderID, _, err := paymentRoute(ctx, l.DB, paymentID, "")
+	return orderID, err
 }
 
-func paymentOrder(ctx context.Context, q sqlx.QueryerContext, paymentID, lock string) (string, error) {
-	var orderID string
-	err := sqlx.GetContext(ctx, q, &orderID, "SELECT order_id FROM payments WHERE payment_id = ?"+lock, paymentID)
+// paymentRoute returns a payment's order and the gateway it was sent to
+// ("" for none).
+func paymentRoute(ctx context.Context, q sqlx.QueryerContext, paymentID, lock string) (orderID, gateway string, err error) {
+	var row struct {
+		OrderID string         `db:"order_id"`
+		Gateway sql.NullString `db:"gateway"`
+	}
+	err = sqlx.GetContext(ctx, q, &row, "SELECT order_id, gateway FROM payments WHERE payment_id = ?"+lock, paymentID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("payment %s: %w", paymentID, ErrPaymentNotFound)
+		return "", "", fmt.Errorf("payment %s: %w", paymentID, ErrPaymentNotFound)
 	}
 	if err != nil {
-		return "", fmt.Errorf("find order of payment %s: %w", paymentID, err)
+		return "", "", fmt.Errorf("find order of payment %s: %w", paymentID, err)
+	}
+	return row.OrderID, row.Gateway.String, nil
+}
+
+// routeTo is the order to apply g to, or ErrWrongGateway (wrapped) when
+// the payment was sent to another gateway.
+func routeTo(g GatewayResult, orderID, gateway string) (string, error) {
+	if gateway != "" && gateway != g.Gateway {
+		return "", fmt.Errorf("gateway result for payment %s from gateway %s: %w", g.PaymentID, g.Gateway, ErrWrongGateway)
 	}
 	return orderID, nil
 }
 
-// RouteGatewayResult returns the order of a gateway result's payment. A
+// RouteGatewayResult returns the order of a gateway result's payment, or
+// ErrWrongGateway (wrapped) if the payment was sent to another gateway. A
 // result for a payment not recorded yet is kept in the inbox (the first
-// one kept; repeats change nothing) and queued is true: the payment's
-// attempt applies it. g must pass Check.
+// one of each gateway kept; repeats change nothing) and queued is true:
+// the payment's attempt applies it. Queuing also sweeps a few results
+// older than InboxRetention. g must pass Check.
 func (l *Ledger) RouteGatewayResult(ctx context.Context, g GatewayResult) (orderID string, queued bool, err error) {
 	if code, msg := g.Check(); code != "" {
 		return "", false, fmt.Errorf("gateway result for payment %s: %s: %s", g.PaymentID, code, msg)
 	}
-	orderID, err = l.PaymentOrder(ctx, g.PaymentID)
-	if !errors.Is(err, ErrPaymentNotFound) {
+	orderID, gateway, err := paymentRoute(ctx, l.DB, g.PaymentID, "")
+	if err == nil {
+		orderID, err = routeTo(g, orderID, gateway)
 		return orderID, false, err
+	}
+	if !errors.Is(err, ErrPaymentNotFound) {
+		return "", false, err
+	}
+	if err := l.sweepInbox(ctx); err != nil {
+		return "", false, err
 	}
 	_, err = l.DB.ExecContext(ctx, `INSERT IGNORE INTO gateway_inbox (payment_id, gateway, status, amount_text,
 		gateway_ref, failure_reason, received_at) VALUES (?, ?, ?, NULLIF(?, ''), NULLIF(?, ''), NULLIF(?, ''), ?)`,
@@ -351,7 +448,7 @@ func (l *Ledger) RouteGatewayResult(ctx context.Context, g GatewayResult) (order
 	// A locking read: if an attempt's transaction has written the payment
 	// but not committed (so it may have looked at the inbox before our
 	// row), this waits for it and finds the payment; see attemptTx.
-	orderID, err = paymentOrder(ctx, l.DB, g.PaymentID, " LOCK IN SHARE MODE")
+	orderID, gateway, err = paymentRoute(ctx, l.DB, g.PaymentID, " LOCK IN SHARE MODE")
 	if errors.Is(err, ErrPaymentNotFound) {
 		return "", true, nil
 	}
@@ -359,36 +456,68 @@ func (l *Ledger) RouteGatewayResult(ctx context.Context, g GatewayResult) (order
 		return "", false, err
 	}
 	// The attempt committed without seeing the row, and the caller applies
-	// this result now: nothing would ever drain it. (A result queued
-	// before the attempt's commit was drained by the attempt; one queued
-	// by a callback still on its way here is applied by that callback.)
-	if _, err := l.DB.ExecContext(ctx, "DELETE FROM gateway_inbox WHERE payment_id = ?", g.PaymentID); err != nil {
+	// this result now (or is refused it): nothing would ever drain it. (A
+	// result queued before the attempt's commit was drained by the
+	// attempt; one queued by another callback still on its way here is
+	// cleared by that callback.)
+	if _, err := l.DB.ExecContext(ctx, "DELETE FROM gateway_inbox WHERE payment_id = ? AND gateway = ?", g.PaymentID, g.Gateway); err != nil {
 		return "", false, fmt.Errorf("clear gateway inbox: %w", err)
 	}
-	return orderID, false, nil
+	orderID, err = routeTo(g, orderID, gateway)
+	return orderID, false, err
+}
+
+// sweepInbox drops a few inbox results older than InboxRetention, oldest
+// first: those of attempts that never came, or were refused and may have
+// been corrected within the retention period. The rows are found by a
+// plain read of the received_at index and deleted by key, so the sweep
+// locks only the rows it drops.
+func (l *Ledger) sweepInbox(ctx context.Context) error {
+	retention := l.InboxRetention
+	if retention <= 0 {
+		retention = DefaultInboxRetention
+	}
+	cutoff := l.now().UTC().Add(-retention)
+	var ids []string
+	if err := l.DB.SelectContext(ctx, &ids, `SELECT payment_id FROM gateway_inbox FORCE INDEX (idx_gateway_inbox_received)
+		WHERE received_at < ? ORDER BY received_at LIMIT ?`, cutoff, inboxSweepBatch); err != nil {
+		return fmt.Errorf("sweep gateway inbox: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	ids = sortedUnique(ids)
+	args := append(anySlice(ids), cutoff)
+	if _, err := l.DB.ExecContext(ctx, "DELETE FROM gateway_inbox WHERE payment_id IN ("+placeholders(len(ids))+") AND received_at < ?",
+		args...); err != nil {
+		return fmt.Errorf("sweep gateway inbox: %w", err)
+	}
+	return nil
 }
 
 // afterInboxPeek, when set (by tests), runs in an attempt's transaction
 // right after it looked at the inbox.
 var afterInboxPeek func()
 
-// peekInbox returns the gateway result queued for a payment.
-func peekInbox(ctx context.Context, tx *sqlx.Tx, paymentID string) (GatewayResult, bool, error) {
-	var row struct {
+// peekInbox returns the gateway results queued for a payment, in the order
+// they came.
+func peekInbox(ctx context.Context, tx *sqlx.Tx, paymentID string) ([]GatewayResult, error) {
+	var rows []struct {
 		Gateway       string         `db:"gateway"`
 		Status        Status         `db:"status"`
 		Amount        sql.NullString `db:"amount_text"`
 		GatewayRef    sql.NullString `db:"gateway_ref"`
 		FailureReason sql.NullString `db:"failure_reason"`
 	}
-	err := tx.GetContext(ctx, &row, `SELECT gateway, status, amount_text, gateway_ref, failure_reason
-		FROM gateway_inbox WHERE payment_id = ?`, paymentID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return GatewayResult{}, false, nil
-	}
+	err := tx.SelectContext(ctx, &rows, `SELECT gateway, status, amount_text, gateway_ref, failure_reason
+		FROM gateway_inbox WHERE payment_id = ? ORDER BY received_at, gateway`, paymentID)
 	if err != nil {
-		return GatewayResult{}, false, fmt.Errorf("read gateway inbox: %w", err)
+		return nil, fmt.Errorf("read gateway inbox: %w", err)
 	}
-	return GatewayResult{Gateway: row.Gateway, PaymentID: paymentID, Status: row.Status, Amount: row.Amount.String,
-		GatewayRef: row.GatewayRef.String, FailureReason: row.FailureReason.String}, true, nil
+	out := make([]GatewayResult, len(rows))
+	for i, r := range rows {
+		out[i] = GatewayResult{Gateway: r.Gateway, PaymentID: paymentID, Status: r.Status, Amount: r.Amount.String,
+			GatewayRef: r.GatewayRef.String, FailureReason: r.FailureReason.String}
+	}
+	return out, nil
 }

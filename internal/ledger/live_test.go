@@ -137,15 +137,24 @@ func TestApplyGatewayResult(t *testing.T) {
 		}
 	}
 	checkOrder(t, l, "K1", 1250, ledger.OrderPending)
-	// Refused amounts leave no audit event; the contradiction leaves one.
-	if n := count(t, db, "SELECT COUNT(*) FROM payment_events WHERE payment_id = 'P1' AND NOT applied"); n != 1 {
-		t.Errorf("%d refused events, want 1 (the FAILED after SUCCESS)", n)
+	// Amounts that are not amounts of the currency leave no audit event
+	// (answered 400, the gateway may send them again); the other amount
+	// and the contradiction leave one each.
+	var got []string
+	if err := db.Select(&got, `SELECT CONCAT_WS(' ', from_status, to_status, note) FROM payment_events
+		WHERE payment_id = 'P1' AND NOT applied ORDER BY event_id`); err != nil {
+		t.Fatal(err)
+	}
+	want := "[PENDING SUCCESS refused: AMOUNT_MISMATCH, the gateway's amount differs from the payment's SUCCESS FAILED refused: payment is already SUCCESS]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("refused events %q, want %q", got, want)
 	}
 }
 
 // A gateway result that came before its attempt is applied by the
 // attempt's own transaction and cleared; one whose amount is not the
-// payment's is cleared and leaves the attempt PENDING.
+// payment's fails the attempt with AMOUNT_MISMATCH (its gateway, answered
+// 202, will not send another), on record.
 func TestAttemptDrainsTheInbox(t *testing.T) {
 	l, db := newLedger(t)
 	ctx := context.Background()
@@ -173,8 +182,12 @@ func TestAttemptDrainsTheInbox(t *testing.T) {
 		t.Errorf("attempt with a queued SUCCESS: %+v", out)
 	}
 	for _, id := range []string{"E2", "E3"} {
-		if out := mustAttempt(t, l, attempt(id, "O1", "10.00")); out.Result.Status != ledger.StatusPending || len(out.Settled) != 0 {
+		if out := mustAttempt(t, l, attempt(id, "O1", "10.00")); out.Result.Status != ledger.StatusFailed || fmt.Sprint(out.Settled) != "["+id+"]" {
 			t.Errorf("attempt %s with a queued result for another amount: %+v", id, out)
+		}
+		var reason string
+		if err := db.Get(&reason, "SELECT failure_reason FROM payments WHERE payment_id = ?", id); err != nil || reason != ledger.CodeAmountMismatch {
+			t.Errorf("%s failure_reason %q %v", id, reason, err)
 		}
 	}
 	if out := mustAttempt(t, l, attempt("E4", "O1", "1.00")); out.Result.Status != ledger.StatusFailed {

@@ -62,7 +62,9 @@ func (c *Client) Attempt(ctx context.Context, a ledger.Attempt) (ledger.AttemptR
 // GatewayResult hands a verified gateway result to its payment's order
 // workflow and returns the ledger's answer. A result for a payment not
 // recorded yet is queued instead (queued is true) and applied when the
-// attempt arrives. g must pass ledger's GatewayResult.Check.
+// attempt arrives. A result from a gateway other than the one its payment
+// was sent to reaches no workflow: the error wraps ledger.ErrWrongGateway.
+// g must pass ledger's GatewayResult.Check.
 func (c *Client) GatewayResult(ctx context.Context, g ledger.GatewayResult) (res ledger.Result, queued bool, err error) {
 	orderID, queued, err := c.Ledger.RouteGatewayResult(ctx, g)
 	if err != nil || queued {
