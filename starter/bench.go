@@ -14,7 +14,7 @@ import (
 func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
-		Usage: "measure imports end to end against LOAD DATA LOCAL INFILE of the same files (or, with --lifecycle, live payments against the bare Temporal ceiling; with --download, GET /download and the export workflow against the mariadb client's dump)",
+		Usage: "measure imports end to end against their floor, LOAD DATA LOCAL INFILE of the rows they store into empty copies of the tables, and a plain LOAD DATA of the same files (or, with --lifecycle, live payments against the bare Temporal ceiling; with --download, GET /download and the export workflow against the mariadb client's dump)",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "orders", Value: 1_000_000, Usage: "orders to import (with --lifecycle: orders to pay, default 2000; with --download: orders to download)"},
 			&cli.BoolFlag{Name: "lifecycle", Usage: "instead: measure the order payment lifecycle (HTTP attempt + signed callback) against signal-with-start of a bare workflow"},
@@ -22,8 +22,8 @@ func benchCommand() *cli.Command {
 			&cli.BoolFlag{Name: "download", Usage: "instead: measure GET /download?type=orders&format=csv (pii) of --orders imported orders, served by --serve-bin, against 'mariadb --batch --raw' of a plaintext copy; then the export workflow and the serve process's peak RSS"},
 			&cli.StringFlag{Name: "serve-bin", Usage: "with --download: the starter program to run as 'serve' in a process of its own (default: this program)"},
 			&cli.IntFlag{Name: "rss-orders", Value: 4_000_000, Usage: "with --download: grow the orders to this many, restart the serve process and download again for its peak RSS (0 skips)"},
-			&cli.IntFlag{Name: "payments", Value: 1_000_000},
-			&cli.IntFlag{Name: "payment-orders", Value: 500_000},
+			&cli.IntFlag{Name: "payments", Value: 1_000_000, Usage: "payments to import"},
+			&cli.IntFlag{Name: "payment-orders", Value: 500_000, Usage: "orders the payments pay into, the first of --orders (at most --orders)"},
 			&cli.Int64Flag{Name: "rss-file-bytes", Usage: "instead: import one orders file of about this size and report peak RSS"},
 			&cli.StringFlag{Name: "dir", Usage: "scratch directory (default: a new temporary one)"},
 			&cli.StringFlag{Name: "worker-bin", Usage: "run this worker program as its own process (with --rss-file-bytes: and report its peak RSS)"},
@@ -66,6 +66,9 @@ func benchCommand() *cli.Command {
 			}
 			if c.Bool("download") {
 				return runDownloadBench(c, cfg, dir)
+			}
+			if c.Int64("rss-file-bytes") == 0 && (c.Int("payment-orders") < 1 || c.Int("payment-orders") > c.Int("orders")) {
+				return usageError{fmt.Errorf("--payment-orders must be 1..--orders (%d), got %d", c.Int("orders"), c.Int("payment-orders"))}
 			}
 			return bench.Run(c.Context, bench.Options{
 				ServerDSN: cfg.MySQLDSN, Dir: dir,
