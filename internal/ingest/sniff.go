@@ -15,8 +15,9 @@ const sniffBytes = 1024
 // it is staged or a job is created.
 var (
 	ErrEmptyUpload = errors.New("the file is empty")
-	// ErrNotText is binary data: NUL bytes or invalid UTF-8 in the first KiB.
-	ErrNotText = errors.New("the file is not text (binary data in its first KiB): send CSV or XML")
+	// ErrNotText is binary data: a NUL, invalid UTF-8 or a control
+	// character in a CSV file's header line or an XML file's first KiB.
+	ErrNotText = errors.New("the file is not text (binary data at its start): send CSV or XML")
 	// ErrNotCSVOrXML is text that is neither XML nor CSV with a header line.
 	ErrNotCSVOrXML = errors.New("the file is neither XML nor CSV with a header line")
 )
@@ -26,6 +27,13 @@ var (
 // (starts with "<" after an optional BOM and whitespace) nor CSV (a header
 // line with at least one comma). It returns a reader of the whole upload,
 // the sniffed bytes included, so the upload still streams.
+//
+// Binary means a NUL, invalid UTF-8 or (in CSV) another control character
+// where no bad row can excuse it: in the header line of a CSV file, or
+// anywhere in the first KiB of an XML file (which such a byte makes
+// malformed). A bad CSV row after the header is left to the import, which
+// rejects that row and imports the others (SPEC section 5), as
+// records.PlanChunks does.
 func Sniff(r io.Reader) (io.Reader, error) {
 	br := bufio.NewReaderSize(r, sniffBytes)
 	head, err := br.Peek(sniffBytes)
@@ -47,25 +55,46 @@ func sniffHead(head []byte, full bool) error {
 		}
 		return ErrEmptyUpload
 	}
-	if bytes.IndexByte(head, 0) >= 0 {
+	trimmed := bytes.TrimLeft(head, " \t\r\n")
+	if trimmed[0] == '<' {
+		if !isText(head, full, false) {
+			return ErrNotText
+		}
+		return nil
+	}
+	line, _, found := bytes.Cut(trimmed, []byte("\n"))
+	if !isText(line, full && !found, true) {
 		return ErrNotText
 	}
-	valid := head
-	if full {
+	if !bytes.Contains(line, []byte(",")) {
+		return ErrNotCSVOrXML
+	}
+	return nil
+}
+
+// isText reports whether b has no NUL and is valid UTF-8 (but for a rune
+// cut at its end when cut is set) and, with controls, holds no control
+// character other than tab and CR.
+func isText(b []byte, cut, controls bool) bool {
+	if bytes.IndexByte(b, 0) >= 0 {
+		return false
+	}
+	valid := b
+	if cut {
 		// Drop a rune the KiB boundary cut in two.
 		for i := 0; i < utf8.UTFMax-1 && len(valid) > 0 && !utf8.Valid(valid); i++ {
 			valid = valid[:len(valid)-1]
 		}
 	}
 	if !utf8.Valid(valid) {
-		return ErrNotText
+		return false
 	}
-	if trimmed := bytes.TrimLeft(head, " \t\r\n"); trimmed[0] == '<' {
-		return nil
+	if controls {
+		for _, c := range b {
+			if c < 0x20 && c != '\t' && c != '\r' {
+				return false
+			}
+		}
 	}
-	line, _, _ := bytes.Cut(head, []byte("\n"))
-	if !bytes.Contains(line, []byte(",")) {
-		return ErrNotCSVOrXML
-	}
-	return nil
+	return true
 }
