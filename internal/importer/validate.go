@@ -1,9 +1,11 @@
 package importer
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/acme/payments/internal/ident"
 	"github.com/acme/payments/internal/ledger"
@@ -27,7 +29,8 @@ const (
 )
 
 // FieldError is why a row was refused: a reason code and a message that
-// names the field but never echoes sensitive values.
+// names the field and the rule, and shows the value only when mask.Safe
+// says it cannot be sensitive (SPEC section 4).
 type FieldError struct{ Code, Message string }
 
 func (e *FieldError) Error() string { return e.Code + ": " + e.Message }
@@ -75,7 +78,7 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 	cur := strings.TrimSpace(v[pCurrency])
 	if cur != "" {
 		if _, ok := money.Lookup(cur); !ok {
-			return p, bad(ledger.CodeBadCurrency, "currency %q is not an active ISO 4217 code", cur)
+			return p, bad(ledger.CodeBadCurrency, "currency is not an active ISO 4217 code (got %s)", mask.Show(cur))
 		}
 	}
 	p.Currency = cur
@@ -93,7 +96,7 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 	case "CARD", "UPI", "NETBANKING", "WALLET", "BANK_TRANSFER", "CASH", "VOUCHER":
 		p.Method = method
 	default:
-		return p, bad(ledger.CodeBadMethod, "payment_method %q is not one of CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH, VOUCHER", mask.Clip(method))
+		return p, bad(ledger.CodeBadMethod, "payment_method is not one of CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH, VOUCHER (got %s)", mask.Show(method))
 	}
 	switch status := strings.TrimSpace(v[pStatus]); status {
 	case "":
@@ -101,7 +104,7 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 	case "PENDING", "SUCCESS", "FAILED":
 		p.Status = ledger.Status(status)
 	default:
-		return p, bad(ledger.CodeBadStatus, "payment_status %q is not PENDING, SUCCESS or FAILED", mask.Clip(status))
+		return p, bad(ledger.CodeBadStatus, "payment_status is not PENDING, SUCCESS or FAILED (got %s)", mask.Show(status))
 	}
 	p.Details = v[pDetails]
 	p.GatewayRef = strings.TrimSpace(v[pGatewayRef])
@@ -113,11 +116,19 @@ func ParsePayment(v []string) (ledger.Payment, *FieldError) {
 }
 
 func parseID(name, s string) (string, *FieldError) {
-	switch msg := ident.Check(s); {
+	switch {
 	case s == "":
 		return "", bad(ledger.CodeMissingField, "%s is empty", name)
-	case msg != "":
-		return "", bad(ledger.CodeMalformed, "%s %s", name, msg)
+	case ident.Check(s) != "":
+		// ident.Check's own message repeats the id; this one says only
+		// which part of the rule it breaks.
+		rule := "holds white space or control characters"
+		if len(s) > ident.MaxLen {
+			rule = fmt.Sprintf("is longer than %d bytes", ident.MaxLen)
+		} else if !utf8.ValidString(s) {
+			rule = "is not valid UTF-8"
+		}
+		return "", bad(ledger.CodeMalformed, "%s %s", name, rule)
 	}
 	return s, nil
 }
@@ -130,7 +141,7 @@ func parseCurrency(s, def string) (string, *FieldError) {
 		return def, nil
 	}
 	if _, ok := money.Lookup(s); !ok {
-		return "", bad(ledger.CodeBadCurrency, "currency %q is not an active ISO 4217 code", mask.Clip(s))
+		return "", bad(ledger.CodeBadCurrency, "currency is not an active ISO 4217 code (got %s)", mask.Show(s))
 	}
 	return s, nil
 }
@@ -141,9 +152,24 @@ func parseAmount(name, s, currency string) (int64, *FieldError) {
 	}
 	v, err := money.Parse(s, currency)
 	if err != nil {
-		return 0, bad(ledger.CodeBadAmount, "%s: %v", name, err)
+		return 0, bad(ledger.CodeBadAmount, "%s is not a valid amount: %s", name, amountReason(err, s))
 	}
 	return v, nil
+}
+
+// amountReason is money.Parse's reason for refusing s, without s: its
+// errors read `bad amount "<s>": <reason>`, and the reasons name at most one
+// character of s. Any other shape gives the rule instead.
+func amountReason(err error, s string) string {
+	if errors.Is(err, money.ErrBadCurrency) {
+		return "the currency is not an active ISO 4217 code"
+	}
+	msg := err.Error()
+	reason, ok := strings.CutPrefix(msg, fmt.Sprintf("%v %q: ", money.ErrBadAmount, s))
+	if !ok || (len(s) > 1 && strings.Contains(reason, s)) {
+		return "an amount is DIGITS or DIGITS.DIGITS, with no sign, grouping or exponent"
+	}
+	return reason
 }
 
 // Dates are UTC: RFC 3339 (any offset, converted) or "YYYY-MM-DD HH:MM:SS".
@@ -159,10 +185,10 @@ func parseDate(s string) (time.Time, *FieldError) {
 	}
 	t, err := time.ParseInLocation(layout, s, time.UTC)
 	if err != nil {
-		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is not RFC 3339 or YYYY-MM-DD HH:MM:SS", mask.Clip(s))
+		return time.Time{}, bad(ledger.CodeBadDate, "created_at is not RFC 3339 or YYYY-MM-DD HH:MM:SS (got %s)", mask.Show(s))
 	}
 	if y := t.UTC().Year(); y < 1970 || y > 9999 {
-		return time.Time{}, bad(ledger.CodeBadDate, "created_at %q is out of range", mask.Clip(s))
+		return time.Time{}, bad(ledger.CodeBadDate, "created_at is out of range (years 1970 to 9999)")
 	}
 	return t.UTC().Truncate(time.Microsecond), nil
 }

@@ -98,7 +98,7 @@ func TestParsePayment(t *testing.T) {
 		{"missing amount", map[string]string{"payment_amount": ""}, ledger.CodeMissingField, "payment_amount"},
 		{"missing method", map[string]string{"payment_method": ""}, ledger.CodeMissingField, "payment_method"},
 		{"bad amount", map[string]string{"payment_amount": "ten"}, ledger.CodeBadAmount, "payment_amount"},
-		{"bad currency", map[string]string{"currency": "US$"}, ledger.CodeBadCurrency, "US$"},
+		{"bad currency", map[string]string{"currency": "US$"}, ledger.CodeBadCurrency, "currency is not an active ISO 4217 code (got a 3-character value)"},
 		{"bad method", map[string]string{"payment_method": "CHEQUE"}, ledger.CodeBadMethod, "CHEQUE"},
 		{"bad status", map[string]string{"payment_status": "DONE"}, ledger.CodeBadStatus, "DONE"},
 		{"bad date", map[string]string{"created_at": "31/12/2026"}, ledger.CodeBadDate, "created_at"},
@@ -113,6 +113,82 @@ func TestParsePayment(t *testing.T) {
 		if fe != nil && strings.Contains(fe.Message, "4111") {
 			t.Errorf("%s: message echoes payment details", c.name)
 		}
+	}
+}
+
+// Sentinels of the leak tests: a card number, an email and a phone, in the
+// spellings a file may give them.
+var sentinels = []string{"4000056655665556", "4000 0566 5566 5556", "victim.leak@example.com", "+14155550123"}
+
+// leaks returns the sentinel, or recognisable part of one, that msg repeats.
+func leaks(msg string) string {
+	for _, s := range append(sentinels, "victim.leak", "14155550123", "5566") {
+		if strings.Contains(msg, s) {
+			return s
+		}
+	}
+	return ""
+}
+
+// TestRejectMessagesNeverRepeatValues: every reject message of row
+// validation names the field and the rule, never the value (SPEC section 4).
+func TestRejectMessagesNeverRepeatValues(t *testing.T) {
+	goodOrder := map[string]string{"order_id": "O-1", "order_amount": "12.30", "currency": "USD"}
+	goodPayment := map[string]string{"payment_id": "P-1", "order_id": "O-1", "payment_amount": "10.00", "payment_method": "CARD", "currency": "USD"}
+	type tc struct {
+		field, value, code, rule string
+	}
+	var orderCases, paymentCases []tc
+	for _, v := range sentinels {
+		orderCases = append(orderCases,
+			tc{"order_id", v + " x", ledger.CodeMalformed, "order_id holds white space or control characters"},
+			tc{"order_amount", v + "x", ledger.CodeBadAmount, "order_amount is not a valid amount"},
+			tc{"order_amount", v + ".123", ledger.CodeBadAmount, "order_amount is not a valid amount"},
+			tc{"currency", v, ledger.CodeBadCurrency, "currency is not an active ISO 4217 code"},
+			tc{"created_at", v, ledger.CodeBadDate, "created_at is not RFC 3339 or YYYY-MM-DD HH:MM:SS"},
+			tc{"customer_email", v + "\x00", ledger.CodeMalformed, "customer_email is not an email address"},
+			tc{"customer_phone", v + "\x01", ledger.CodeMalformed, "customer_phone must be at most"},
+		)
+		paymentCases = append(paymentCases,
+			tc{"payment_id", v + "\t", ledger.CodeMalformed, "payment_id holds white space or control characters"},
+			tc{"order_id", "\x01" + v, ledger.CodeMalformed, "order_id holds white space or control characters"},
+			tc{"payment_amount", v + "e3", ledger.CodeBadAmount, "payment_amount is not a valid amount"},
+			tc{"currency", v, ledger.CodeBadCurrency, "currency is not an active ISO 4217 code"},
+			tc{"payment_method", v, ledger.CodeBadMethod, "payment_method is not one of CARD, UPI"},
+			tc{"payment_status", v, ledger.CodeBadStatus, "payment_status is not PENDING, SUCCESS or FAILED"},
+			tc{"created_at", v, ledger.CodeBadDate, "created_at is not RFC 3339"},
+		)
+	}
+	check := func(kind string, c tc, fe *FieldError) {
+		t.Helper()
+		if fe == nil || fe.Code != c.code || !strings.Contains(fe.Message, c.rule) {
+			t.Errorf("%s %s=%q: got %v, want %s %q", kind, c.field, c.value, fe, c.code, c.rule)
+			return
+		}
+		if s := leaks(fe.Message); s != "" {
+			t.Errorf("%s %s=%q: message %q repeats %q", kind, c.field, c.value, fe.Message, s)
+		}
+	}
+	for _, c := range orderCases {
+		row := maps.Clone(goodOrder)
+		row[c.field] = c.value
+		_, fe := ParseOrder(orderRow(row))
+		check("order", c, fe)
+	}
+	for _, c := range paymentCases {
+		row := maps.Clone(goodPayment)
+		row[c.field] = c.value
+		_, fe := ParsePayment(paymentRow(row))
+		check("payment", c, fe)
+	}
+	// A value that cannot be sensitive is shown, so the row is easy to fix.
+	_, fe := ParsePayment(paymentRow(map[string]string{"payment_id": "P-1", "order_id": "O-1", "payment_amount": "1", "payment_method": "cash"}))
+	if fe == nil || !strings.HasSuffix(fe.Message, `(got "cash")`) {
+		t.Errorf("safe value not shown: %v", fe)
+	}
+	_, fe = ParseOrder(orderRow(map[string]string{"order_id": "O-1", "order_amount": "-1"}))
+	if fe == nil || fe.Message != `order_amount is not a valid amount: sign '-' not allowed (amounts are unsigned)` {
+		t.Errorf("amount reason: %v", fe)
 	}
 }
 
