@@ -87,6 +87,14 @@ func awaitImport(c *cli.Context, d *service.Deps, job importer.Job) error {
 	}
 	final, err := ingest.Follow(c.Context, d.DB, d.Temporal, job.ImportID, 500*time.Millisecond, draw)
 	if err != nil {
+		if errors.Is(err, context.Canceled) && c.Context.Err() != nil {
+			// Ctrl-C stops the watching, not the import: say so and succeed.
+			if view != nil {
+				view.abandon()
+			}
+			fmt.Fprintf(os.Stderr, "stopped watching import %s; it goes on (see: starter imports %s)\n", job.ImportID, job.ImportID)
+			return nil
+		}
 		return err
 	}
 	if view != nil {

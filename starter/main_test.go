@@ -427,7 +427,79 @@ func TestGenImportFollowAndImports(t *testing.T) {
 	if err != nil || !strings.Contains(string(drawn), "rows/s") || !strings.Contains(string(drawn), "COMPLETED") {
 		t.Errorf("export in a terminal: %v\n%s", err, drawn)
 	}
+
+	// rejects --json is the CSV report as one JSON array.
+	var rejected []struct {
+		Line, Record  int64
+		Code, Message string
+	}
+	var completed map[string]any
+	for _, j := range listed {
+		if j["state"] == "COMPLETED" {
+			completed = j
+		}
+	}
+	code, stdout, stderr = cli("rejects", completed["import_id"].(string), "--json")
+	if code != 0 || json.Unmarshal([]byte(stdout), &rejected) != nil || len(rejected) == 0 ||
+		float64(len(rejected)) != completed["rows_rejected"] || rejected[0].Code == "" || rejected[0].Line < 2 {
+		t.Fatalf("rejects --json: %d %.300s %s", code, stdout, stderr)
+	}
+
+	// Ctrl-C while following stops the watching, not the import: one line
+	// that says so, exit 0, and the import goes on to COMPLETED.
+	big := filepath.Join(t.TempDir(), "big.csv")
+	if code, _, stderr := cli("gen", "orders", "--count", "20000", "--seed", "7", "-o", big); code != 0 {
+		t.Fatalf("gen: %s", stderr)
+	}
+	follow := exec.Command(bin, "import", big, "--follow")
+	follow.Env = append(os.Environ(), env...)
+	var fout, ferr syncBuffer
+	follow.Stdout, follow.Stderr = &fout, &ferr
+	if err := follow.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(60 * time.Second); !strings.Contains(ferr.String(), " started (workflow "); {
+		if time.Now().After(deadline) {
+			t.Fatalf("import --follow never said it started: %s", ferr.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	_ = follow.Process.Signal(syscall.SIGINT)
+	err = follow.Wait()
+	bigID := strings.Fields(ferr.String())[1]
+	if err != nil || !strings.Contains(ferr.String(), "stopped watching import "+bigID+"; it goes on") || fout.String() != "" {
+		t.Fatalf("import --follow after Ctrl-C: %v\nstdout %q\nstderr %q", err, fout.String(), ferr.String())
+	}
+	for deadline := time.Now().Add(2 * time.Minute); ; {
+		code, stdout, _ = cli("imports", bigID, "--json")
+		if code == 0 && strings.Contains(stdout, `"COMPLETED"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the interrupted import did not complete: %s", stdout)
+		}
+		time.Sleep(time.Second)
+	}
 	p.stop(t)
+}
+
+// syncBuffer is a bytes.Buffer safe for a process writing while a test
+// reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // isOneJSON reports whether s holds exactly one JSON document.

@@ -166,6 +166,15 @@ func (v *progressView) finish(s progressSnap) {
 	fmt.Fprintf(v.w, "%s %s: %s  in %s\n", v.label, s.State, v.stats(s, true), elapsed)
 }
 
+// abandon clears the bar without a summary: the job has not ended, only
+// the watching has.
+func (v *progressView) abandon() {
+	if v.bar != nil {
+		_ = v.bar.Clear()
+		_ = v.bar.Exit()
+	}
+}
+
 // inFlight estimates the rows of the import chunks running now, which the
 // job's counters include only when a chunk commits (in one transaction, so
 // no partial count exists): each running chunk counts the share of an

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -21,6 +25,7 @@ func rejectsCommand() *cli.Command {
 		ArgsUsage: "IMPORT_ID",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "file to write (default stdout)"},
+			&cli.BoolFlag{Name: "json", Usage: "write a JSON array of {line, record, code, message} instead of CSV"},
 		},
 		Action: func(c *cli.Context) error {
 			if c.Args().Len() != 1 {
@@ -36,9 +41,13 @@ func rejectsCommand() *cli.Command {
 				if err != nil {
 					return err
 				}
+				write := func(w io.Writer) error { return importer.WriteRejectsCSV(c.Context, d.DB, id, w) }
+				if c.Bool("json") {
+					write = func(w io.Writer) error { return writeRejectsJSON(c.Context, d, id, w) }
+				}
 				path := c.String("output")
 				if path == "" || path == "-" {
-					return importer.WriteRejectsCSV(c.Context, d.DB, id, os.Stdout)
+					return write(os.Stdout)
 				}
 				// Whole or not at all: written beside the target, then renamed.
 				tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
@@ -46,7 +55,7 @@ func rejectsCommand() *cli.Command {
 					return err
 				}
 				defer os.Remove(tmp.Name())
-				if err := importer.WriteRejectsCSV(c.Context, d.DB, id, tmp); err != nil {
+				if err := write(tmp); err != nil {
 					tmp.Close()
 					return err
 				}
@@ -61,6 +70,36 @@ func rejectsCommand() *cli.Command {
 			})
 		},
 	}
+}
+
+// writeRejectsJSON streams an import's rejects as one JSON array, an
+// element per line, so a large report is never held in memory.
+func writeRejectsJSON(ctx context.Context, d *service.Deps, id string, w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	sep := "[\n"
+	err := importer.EachReject(ctx, d.DB, id, func(r importer.Reject) error {
+		b, err := json.Marshal(struct {
+			Line    int64  `json:"line"`
+			Record  int64  `json:"record"`
+			Code    string `json:"code"`
+			Message string `json:"message"`
+		}{r.Line, r.Record, r.Code, r.Message})
+		if err != nil {
+			return err
+		}
+		bw.WriteString(sep)
+		bw.Write(b)
+		sep = ",\n"
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if sep == "[\n" {
+		bw.WriteString("[")
+	}
+	bw.WriteString("\n]\n")
+	return bw.Flush()
 }
 
 // retryImport is `starter import --retry ID`: it runs a FAILED or

@@ -153,29 +153,37 @@ func Finish(ctx context.Context, db *sqlx.DB, importID, state, message string) e
 // WriteRejectsCSV streams an import's rejects as CSV (line, record, code,
 // message) in record order.
 func WriteRejectsCSV(ctx context.Context, db *sqlx.DB, importID string, w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write([]string{"line", "record", "code", "message"}); err != nil {
+		return err
+	}
+	err := EachReject(ctx, db, importID, func(r Reject) error {
+		return cw.Write([]string{strconv.FormatInt(r.Line, 10), strconv.FormatInt(r.Record, 10), r.Code, r.Message})
+	})
+	if err != nil {
+		return err
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// EachReject calls fn with each rejected row of an import, in file order,
+// streaming: an import may reject millions of rows.
+func EachReject(ctx context.Context, db *sqlx.DB, importID string, fn func(Reject) error) error {
 	rows, err := db.QueryContext(ctx, `SELECT line_no, record_no, code, message FROM import_rejects
 		WHERE import_id = ? ORDER BY record_no`, importID)
 	if err != nil {
 		return fmt.Errorf("import %s: read rejects: %w", importID, err)
 	}
 	defer rows.Close()
-	cw := csv.NewWriter(w)
-	if err := cw.Write([]string{"line", "record", "code", "message"}); err != nil {
-		return err
-	}
 	for rows.Next() {
-		var line, record int64
-		var code, message string
-		if err := rows.Scan(&line, &record, &code, &message); err != nil {
+		var r Reject
+		if err := rows.Scan(&r.Line, &r.Record, &r.Code, &r.Message); err != nil {
 			return fmt.Errorf("import %s: read rejects: %w", importID, err)
 		}
-		if err := cw.Write([]string{strconv.FormatInt(line, 10), strconv.FormatInt(record, 10), code, message}); err != nil {
+		if err := fn(r); err != nil {
 			return err
 		}
-	}
-	cw.Flush()
-	if err := cw.Error(); err != nil {
-		return err
 	}
 	return rows.Err()
 }
