@@ -431,11 +431,16 @@ func (r *Rotator) rewrite(ctx context.Context, t Table, stale []staleRow) (int, 
 		for i, c := range cols {
 			var sb strings.Builder
 			fmt.Fprintf(&sb, "%s = CASE %s", c.Name, t.pk())
+			whens := 0
 			for _, u := range updates {
 				if u.values[i] != nil {
 					sb.WriteString(" WHEN ? THEN ?")
 					args = append(args, u.pk, u.values[i])
+					whens++
 				}
+			}
+			if whens == 0 {
+				continue // a CASE needs a WHEN; the column keeps its values
 			}
 			fmt.Fprintf(&sb, " ELSE %s END", c.Name)
 			set = append(set, sb.String())
