@@ -42,6 +42,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.Import)
 			r.RegisterWorkflow(workflows.OrderPayment)
 			r.RegisterWorkflow(workflows.Export)
+			r.RegisterWorkflow(workflows.Rotate)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}

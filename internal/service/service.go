@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
@@ -30,6 +31,7 @@ import (
 	"github.com/acme/payments/internal/lifecycle"
 	"github.com/acme/payments/internal/metrics"
 	"github.com/acme/payments/internal/orders"
+	"github.com/acme/payments/internal/rotation"
 	"github.com/acme/payments/internal/staging"
 	"github.com/acme/payments/internal/temporalclient"
 	"github.com/acme/payments/workflows"
@@ -127,6 +129,11 @@ func open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate, 
 		}
 		logger.Info("database schema ready", "version", v)
 	}
+	if err := checkKeysInUse(ctx, db, keys, cfg, logger); err != nil {
+		db.Close()
+		store.Close()
+		return nil, err
+	}
 	textDB, err := database.OpenText(ctx, cfg.MySQLDSN)
 	if err != nil {
 		db.Close()
@@ -148,6 +155,26 @@ func open(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate, 
 	}
 	l := &ledger.Ledger{DB: db, Keys: keys, OnRetry: m.LedgerRetry, OnRecorded: countRecorded(m)}
 	return &Deps{Config: cfg, DB: db, TextDB: textDB, Keys: keys, BlindIndex: bidx, Store: store, Temporal: tc, Metrics: m, Ledger: l, Logger: logger}, nil
+}
+
+// checkKeysInUse refuses a keyring that lacks a key stored rows still use
+// (rotation.CheckConfigured: a loose scan of the key-id indexes, cheap at
+// any table size), so a key dropped from PAYMENTS_KEYS too early stops the
+// worker and the API at start-up, in one line, instead of failing reads.
+// A schema from before migration 00008 has no key-id columns: the check
+// is skipped with a warning until it is migrated.
+func checkKeysInUse(ctx context.Context, db *sqlx.DB, keys *encryption.Keyring, cfg config.Config, logger *slog.Logger) error {
+	source := "PAYMENTS_KEYS"
+	if cfg.Keys == "" && cfg.KeysFile != "" {
+		source = "PAYMENTS_KEYS_FILE"
+	}
+	err := rotation.CheckConfigured(ctx, db, keys, source)
+	var me *mysql.MySQLError
+	if errors.As(err, &me) && (me.Number == 1054 || me.Number == 1176) { // unknown column / key
+		logger.Warn("encryption key check skipped: the database is not migrated (run `starter migrate`)")
+		return nil
+	}
+	return err
 }
 
 // countRecorded counts the payments a ledger records in m
@@ -182,6 +209,8 @@ func NewWorker(d *Deps) worker.Worker {
 	w.RegisterWorkflow(workflows.Import)
 	w.RegisterWorkflow(workflows.OrderPayment)
 	w.RegisterWorkflow(workflows.Export)
+	w.RegisterWorkflow(workflows.Rotate)
+	w.RegisterActivity(&activities.Rotation{Rotator: &rotation.Rotator{DB: d.DB, Keys: d.Keys}})
 	w.RegisterActivity(&activities.Activities{
 		DB:        d.DB,
 		Ledger:    d.Ledger,
