@@ -166,6 +166,9 @@ type paymentRequest struct {
 	Currency       string `json:"currency"`
 	PaymentMethod  string `json:"payment_method"`
 	PaymentDetails string `json:"payment_details"`
+	// Gateway is the gateway the attempt is sent to; only its callbacks
+	// may settle it (see attemptGateway for the default).
+	Gateway string `json:"gateway"`
 	// Deprecated names.
 	Amount  string `json:"amount"`
 	Method  string `json:"method"`
@@ -215,6 +218,8 @@ var rejections = map[string]rejection{
 	ledger.CodeBadCurrency:       {http.StatusBadRequest, "bad_currency"},
 	ledger.CodeBadMethod:         {http.StatusBadRequest, "bad_method"},
 	ledger.CodeBadStatus:         {http.StatusBadRequest, "bad_status"},
+	ledger.CodeAmountOverflow:    {http.StatusUnprocessableEntity, "amount_overflow"},
+	ledger.CodeWrongGateway:      {http.StatusConflict, "wrong_gateway"},
 }
 
 func writeRejection(w http.ResponseWriter, code, message string) {
@@ -243,8 +248,14 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, http.StatusBadRequest, "bad_request", "payment_id, payment_amount and payment_method are required")
 		return
 	}
+	gateway, problem := s.attemptGateway(req.Gateway)
+	if problem != "" {
+		WriteError(w, http.StatusBadRequest, "bad_request", problem)
+		return
+	}
 	out, err := s.Lifecycle.Attempt(r.Context(), ledger.Attempt{PaymentID: req.PaymentID, OrderID: orderID,
-		Amount: req.PaymentAmount, Currency: req.Currency, Method: req.PaymentMethod, Details: req.PaymentDetails})
+		Amount: req.PaymentAmount, Currency: req.Currency, Method: req.PaymentMethod, Details: req.PaymentDetails,
+		Gateway: gateway})
 	if err != nil {
 		s.internalError(w, "record payment", err)
 		return
@@ -264,6 +275,28 @@ func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	WriteJSON(w, status, p.JSON(auth.ScopesFrom(r.Context()).Has(auth.PII)))
+}
+
+// attemptGateway is the gateway an attempt asking for name is sent to, or
+// a problem for a 400: a configured gateway (one of WebhookSecrets), by
+// default the only one (devpay under `starter dev`). With none configured
+// no callback can come, and the attempt names none.
+func (s *Server) attemptGateway(name string) (gateway, problem string) {
+	if name != "" {
+		if _, ok := s.WebhookSecrets[name]; !ok {
+			return "", "gateway " + quote(name) + " is not a configured gateway"
+		}
+		return name, ""
+	}
+	switch len(s.WebhookSecrets) {
+	case 0:
+		return "", ""
+	case 1:
+		for gw := range s.WebhookSecrets {
+			return gw, ""
+		}
+	}
+	return "", "gateway is required: more than one gateway is configured"
 }
 
 // gatewayCallback verifies a gateway's signature before anything else,
@@ -317,6 +350,15 @@ func (s *Server) gatewayCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out, queued, err := s.Lifecycle.GatewayResult(r.Context(), g)
+	if errors.Is(err, ledger.ErrWrongGateway) || (err == nil && out.Code == ledger.CodeWrongGateway) {
+		// A verified gateway reaching for another gateway's payment:
+		// refused, with nothing recorded but this line (ids only).
+		count(metrics.CallbackRejected)
+		s.Logger.Warn("gateway callback refused", "gateway", gateway, "payment_id", res.PaymentID,
+			"reason", "the payment was sent to another gateway")
+		writeRejection(w, ledger.CodeWrongGateway, "payment "+quote(res.PaymentID)+" was not sent to gateway "+quote(gateway))
+		return
+	}
 	if err != nil {
 		count(metrics.CallbackError)
 		s.internalError(w, "apply gateway result", err)
@@ -327,9 +369,10 @@ func (s *Server) gatewayCallback(w http.ResponseWriter, r *http.Request) {
 		WriteJSON(w, http.StatusAccepted, callbackReply{Status: CallbackQueued, PaymentID: res.PaymentID})
 		return
 	}
-	if out.Code == ledger.CodeBadAmount {
-		// Not an amount of the payment's currency: the gateway sent
-		// something wrong, not a contradiction to keep.
+	if out.Code == ledger.CodeBadAmount || out.Code == ledger.CodeAmountOverflow {
+		// Not an amount of the payment's currency, or one the order's
+		// paid amount cannot take: the gateway sent something wrong, not a
+		// contradiction to keep.
 		count(metrics.CallbackRejected)
 		writeRejection(w, out.Code, out.Message)
 		return
