@@ -357,14 +357,34 @@ func TestRecordedPayloadsReencodeInTheNewShape(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			// Recordings made since (named *-snake-payloads) hold the new
+			// shape already, memo fields included.
+			newShape := strings.HasSuffix(f, "-snake-payloads.json")
 			for _, tp := range typedPayloads(t, h) {
 				kinds[tp.what]++
 				reencode(t, dc, keys, tp)
+				if v := recordedValue(t, tp.p); newShape && !snakeOnly(v) {
+					t.Errorf("%s %s recorded in the legacy shape: %v", tp.what, tp.name, v)
+				}
+			}
+			for _, ev := range h.GetEvents() {
+				memo := ev.GetWorkflowPropertiesModifiedEventAttributes().GetUpsertedMemo().GetFields()
+				if m := ev.GetWorkflowExecutionStartedEventAttributes().GetMemo().GetFields(); m != nil {
+					memo = m
+				}
+				for k := range memo {
+					if newShape && !snakeKey.MatchString(k) {
+						t.Errorf("event %d: memo field %q is not snake_case", ev.GetEventId(), k)
+					}
+				}
+				if newShape && len(memo) > 0 {
+					kinds["memo"]++
+				}
 			}
 		})
 	}
 	for _, want := range []string{"workflow input", "workflow result", "activity input", "activity result",
-		"local activity result", "signal", "update argument", "update result"} {
+		"local activity result", "signal", "update argument", "update result", "memo"} {
 		if kinds[want] == 0 {
 			t.Errorf("no %s in the recorded histories (%v)", want, kinds)
 		}
@@ -491,10 +511,7 @@ func reencode(t *testing.T, dc converter.DataConverter, keys *encryption.Keyring
 	checkShape(t, plain[0].GetData())
 	// Nothing recorded is lost on the way in: each recorded value is in
 	// the decoded one, written in the shape it was recorded in.
-	var recorded any
-	if err := converter.GetDefaultDataConverter().FromPayloads(decoded(t, &commonpb.Payloads{Payloads: []*commonpb.Payload{tp.p}}), &recorded); err != nil {
-		t.Fatal(err)
-	}
+	recorded := recordedValue(t, tp.p)
 	var rewritten any
 	if err := json.Unmarshal(plain[0].GetData(), &rewritten); err != nil {
 		t.Fatal(err)
@@ -587,4 +604,14 @@ func missing(path string, recorded, got any) string {
 		return fmt.Sprintf("%s (%v, decoded %v)", path, recorded, got)
 	}
 	return ""
+}
+
+// recordedValue is p's JSON as recorded, decoded as untyped values.
+func recordedValue(t *testing.T, p *commonpb.Payload) any {
+	t.Helper()
+	var v any
+	if err := converter.GetDefaultDataConverter().FromPayloads(decoded(t, &commonpb.Payloads{Payloads: []*commonpb.Payload{p}}), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
