@@ -61,6 +61,8 @@ func newApp() *cli.App {
 			payCommand(),
 			setupTemporalCommand(),
 			gatewayCommand(),
+			rotateKeysCommand(),
+			keysCommand(),
 			completionCommand(),
 			{
 				Name:  "migrate",
