@@ -1,0 +1,248 @@
+package rotation_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/sdk/client"
+
+	"github.com/acme/payments/internal/database"
+	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/gen"
+	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/ingest"
+	"github.com/acme/payments/internal/ledger"
+	"github.com/acme/payments/internal/rotation"
+	"github.com/acme/payments/internal/service"
+	"github.com/acme/payments/internal/stacktest"
+	"github.com/acme/payments/workflows"
+)
+
+// seedBulk stores n orders with two PENDING payments each under keys'
+// primary, with multi-row INSERTs.
+func seedBulk(t *testing.T, dsn string, keys *encryption.Keyring, n int) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := database.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	enc := func(table, col, pk, v string) []byte {
+		ct, err := keys.Encrypt([]byte(v), encryption.AAD(table, col, pk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ct
+	}
+	now := time.Now().UTC()
+	for start := 0; start < n; start += 250 {
+		var ov, pv []string
+		var oa, pa []any
+		for i := start; i < min(n, start+250); i++ {
+			id := fmt.Sprintf("SEED-%07d", i)
+			ov = append(ov, "(?, 100000, 'USD', ?, ?, ?, ?)")
+			oa = append(oa, id, enc("orders", "customer_email", id, "s"+id+"@example.com"), enc("orders", "customer_phone", id, "+15551234567"), now, now)
+			for j := range 2 {
+				pid := fmt.Sprintf("SEEDPAY-%07d-%d", i, j)
+				pv = append(pv, "(?, ?, 100, 'USD', 'PENDING', 'CARD', ?, ?, ?)")
+				pa = append(pa, pid, id, enc("payments", "payment_details", pid, "4000056655665556"), now, now)
+			}
+		}
+		if _, err := db.Exec("INSERT INTO orders (order_id, order_amount, currency, customer_email, customer_phone, created_at, updated_at) VALUES "+
+			strings.Join(ov, ","), oa...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec("INSERT INTO payments (payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, created_at, updated_at) VALUES "+
+			strings.Join(pv, ","), pa...); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestRotationUnderLoad rotates while an orders import and live payments
+// run, and kills the worker mid-rotation: afterwards every value decrypts
+// without the old key, none is left under it, every import row and live
+// payment is stored once, and every order's paid_amount is the sum of its
+// SUCCESS payments. PAYMENTS_ROTATION_LOAD_ROWS sets the import's size
+// (default 20000; the issue's figure is 300000).
+func TestRotationUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a stack under load")
+	}
+	importRows := 20000
+	if s := os.Getenv("PAYMENTS_ROTATION_LOAD_ROWS"); s != "" {
+		importRows, _ = strconv.Atoi(s)
+	}
+	const seeded = 3000
+	addr := stacktest.Temporal(t)
+	cfg := stacktest.Config(t, addr)
+	cfg.ImportChunkRows = 2000
+	oldSpec, _ := encryption.GenerateKeySpec("old")
+	oldKeys, _ := encryption.ParseKeys(oldSpec)
+	// Migrate (Deps with the old key alone), then seed under it.
+	oldCfg := cfg
+	oldCfg.Keys = oldSpec
+	stacktest.Deps(t, oldCfg)
+	seedBulk(t, cfg.MySQLDSN, oldKeys, seeded)
+
+	cfg.Keys = stacktest.TestKeys + "," + oldSpec
+	d := stacktest.Deps(t, cfg)
+	w1 := service.NewWorker(d)
+	if err := w1.Start(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	// The import, under the new primary.
+	var file bytes.Buffer
+	if _, err := gen.Write(&file, gen.Options{Kind: "orders", Count: importRows, Seed: 11}); err != nil {
+		t.Fatal(err)
+	}
+	job, _, err := service.NewIntake(d).Start(ctx, bytes.NewReader(file.Bytes()), ingest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// Live payments on the seeded (old-key) orders, through the ledger as
+	// the API records them, until the rotation ends.
+	stop := make(chan struct{})
+	var live atomic.Int64
+	var wg sync.WaitGroup
+	var liveErr atomic.Value
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				n := g*1_000_000 + i
+				p := ledger.Payment{PaymentID: fmt.Sprintf("LIVE-%d", n), OrderID: fmt.Sprintf("SEED-%07d", (n*7919)%seeded),
+					Amount: 100, Method: "CARD", Status: ledger.StatusSuccess, Details: "4242424242424242"}
+				res, err := d.Ledger.Record(ctx, ledger.SourceAPI, "load", []ledger.Payment{p})
+				if err != nil {
+					liveErr.Store(err.Error())
+					return
+				}
+				if res[0].Outcome == ledger.Inserted {
+					live.Add(1)
+				}
+			}
+		}()
+	}
+
+	wid := workflows.RotateWorkflowID("load")
+	run, err := d.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: wid, TaskQueue: workflows.TaskQueue,
+		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING},
+		workflows.Rotate, workflows.RotateInput{RotationID: "load", KeyID: d.Keys.PrimaryID(), PageRows: 200, PagesPerStep: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kill the worker once the rotation is under way; a second one (its
+	// own connections, as another process) finishes it.
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		v, err := d.Temporal.QueryWorkflow(ctx, wid, "", workflows.ProgressQuery)
+		var p workflows.RotateProgress
+		if err == nil && v.Get(&p) == nil && p.Rotated > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the rotation made no progress")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	w1.Stop()
+	d2 := stacktest.Deps(t, cfg)
+	stacktest.Worker(t, d2)
+
+	var p workflows.RotateProgress
+	if err := run.Get(ctx, &p); err != nil {
+		t.Fatal(err)
+	}
+	close(stop)
+	wg.Wait()
+	if e := liveErr.Load(); e != nil {
+		t.Fatalf("live payment: %v", e)
+	}
+	if p.State != workflows.RotationCompleted || p.Remaining != 0 {
+		t.Fatalf("rotation %+v", p)
+	}
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	final, err := ingest.Follow(fctx, d2.DB, d2.Temporal, job.ImportID, 200*time.Millisecond, nil)
+	if err != nil || final.State != importer.StateCompleted || final.RowsWritten != int64(importRows) {
+		t.Fatalf("import %+v: %v", final, err)
+	}
+	t.Logf("rotation: %d rows scanned, %d rotated in %d passes, while %d import rows and %d live payments were written",
+		p.Scanned, p.Rotated, p.Pass, final.RowsWritten, live.Load())
+	if live.Load() == 0 {
+		t.Fatal("no live payment ran during the rotation")
+	}
+
+	// Nothing left under the old key; the old key may go.
+	usage, err := rotation.Status(ctx, d2.DB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range usage {
+		if u.KeyID != d.Keys.PrimaryID() {
+			t.Fatalf("left under %q: %+v", u.KeyID, u)
+		}
+	}
+	newOnly, _ := encryption.ParseKeys(stacktest.TestKeys)
+	if err := rotation.CheckConfigured(ctx, d2.DB, newOnly, "PAYMENTS_KEYS"); err != nil {
+		t.Fatal(err)
+	}
+	// Every value decrypts with the new key alone, bound to its row.
+	for _, c := range rotation.Columns {
+		pk := "order_id"
+		if c.Table == rotation.Payments {
+			pk = "payment_id"
+		}
+		rows, err := d2.DB.Query(fmt.Sprintf("SELECT %s, %s FROM %s WHERE %s IS NOT NULL", pk, c.Name, c.Table, c.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for rows.Next() {
+			var id string
+			var ct []byte
+			if err := rows.Scan(&id, &ct); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := newOnly.Decrypt(ct, encryption.AAD(string(c.Table), c.Name, id)); err != nil {
+				t.Fatalf("%s %s: %v", c, id, err)
+			}
+			n++
+		}
+		rows.Close()
+		if n == 0 {
+			t.Fatalf("%s: no values", c)
+		}
+	}
+	// Nothing lost or counted twice.
+	var payments, orders, wrong int64
+	_ = d2.DB.Get(&payments, "SELECT COUNT(*) FROM payments")
+	_ = d2.DB.Get(&orders, "SELECT COUNT(*) FROM orders")
+	if payments != 2*seeded+live.Load() || orders != int64(seeded+importRows) {
+		t.Fatalf("%d payments (want %d), %d orders (want %d)", payments, 2*seeded+live.Load(), orders, seeded+importRows)
+	}
+	if err := d2.DB.Get(&wrong, `SELECT COUNT(*) FROM orders o WHERE o.paid_amount <> (SELECT COALESCE(SUM(payment_amount), 0)
+		FROM payments p WHERE p.order_id = o.order_id AND p.payment_status = 'SUCCESS')`); err != nil || wrong != 0 {
+		t.Fatalf("%d orders whose paid_amount is not their SUCCESS payments' sum (%v)", wrong, err)
+	}
+}
