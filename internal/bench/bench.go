@@ -1,7 +1,9 @@
-// Package bench measures the import end to end against its baseline, in one
-// run on one machine: LOAD DATA LOCAL INFILE of the same file into a plain
-// table, then the service's import (HTTP upload → job COMPLETED) on the
-// embedded stack. RunDownload measures GET /download and the export
+// Package bench measures the import end to end (HTTP upload → job
+// COMPLETED, on the embedded stack) against its floor, in one run on one
+// machine: LOAD DATA LOCAL INFILE of the rows the import stores, in their
+// stored shape, into empty copies of the tables (floor.go); and, for
+// continuity, against a plain LOAD DATA of the same file into a table of
+// text columns. RunDownload measures GET /download and the export
 // workflow against the mariadb client's dump of a plaintext copy of the
 // table. It prints figures; nothing here asserts a timing.
 package bench
