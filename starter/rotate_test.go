@@ -10,6 +10,7 @@ import (
 
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/rotation"
 	"github.com/acme/payments/internal/stacktest"
 )
 
@@ -111,5 +112,28 @@ func TestRotateKeysAndKeysStatus(t *testing.T) {
 	// Bad usage exits 2.
 	if code, _, stderr := cliRun(t, newKeys, "rotate-keys", "--id", "a/b"); code != 2 {
 		t.Fatalf("rotate-keys --id a/b: %d %s", code, stderr)
+	}
+}
+
+// keys status lists every configured key, with zero rows when it protects
+// nothing (so it may go), and every stored key id the keyring lacks.
+func TestKeysStatusListsConfiguredAndUnconfiguredKeys(t *testing.T) {
+	keys, err := encryption.ParseKeys(stacktest.TestKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := newKeysStatus(keys, []rotation.Usage{
+		{Table: "orders", Column: "customer_email", KeyID: "gone", Rows: 3},
+		{Table: "payments", Column: "payment_details", KeyID: "gone", Rows: 2},
+	})
+	if st.Primary != "test1" || len(st.Keys) != 2 {
+		t.Fatalf("%+v", st)
+	}
+	k, g := st.Keys[0], st.Keys[1]
+	if k.KeyID != "test1" || !k.Primary || !k.Configured || k.Total != 0 || len(k.Rows) != 3 {
+		t.Fatalf("primary %+v", k)
+	}
+	if g.KeyID != "gone" || g.Configured || g.Total != 5 || g.Rows["orders.customer_email"] != 3 || g.Rows["orders.customer_phone"] != 0 {
+		t.Fatalf("unconfigured %+v", g)
 	}
 }
