@@ -47,19 +47,25 @@ type Server struct {
 	// CodecCookie lets /codec accept the token from the development UI's
 	// cookie; only `starter dev` sets it.
 	CodecCookie bool
+	// BodyReadTimeout is how long a request other than an upload may
+	// take to send its body, UploadReadTimeout an upload's; zero means
+	// DefaultBodyReadTimeout and DefaultUploadReadTimeout.
+	BodyReadTimeout, UploadReadTimeout time.Duration
 }
 
 // maxCodecBody bounds a codec request; payloads are small JSON documents.
 const maxCodecBody = 8 << 20
 
 // NewHTTPServer wraps h in an http.Server with timeouts that bound slow
-// clients but leave room for multi-gigabyte uploads and downloads.
+// clients. Its ReadTimeout is the short one of every request body;
+// Handler lengthens it for uploads only, and lifts it once a body is read,
+// so multi-gigabyte uploads and downloads still fit.
 func NewHTTPServer(addr string, h http.Handler) *http.Server {
 	return &http.Server{
 		Addr:              addr,
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Minute,
+		ReadTimeout:       DefaultBodyReadTimeout,
 		WriteTimeout:      30 * time.Minute,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -61,13 +62,36 @@ func exportValues(w http.ResponseWriter, r *http.Request) (url.Values, bool) {
 			v.Set(k, val)
 		}
 		return v, true
-	case "application/x-www-form-urlencoded", "multipart/form-data":
-		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
+	case "application/x-www-form-urlencoded":
+		r.Body = http.MaxBytesReader(w, r.Body, maxFormBody)
 		if err := r.ParseForm(); err != nil {
-			WriteError(w, http.StatusBadRequest, "bad_request", "form body: "+jsonProblem(err))
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) || errors.Is(err, os.ErrDeadlineExceeded) {
+				writeBodyError(w, err, maxFormBody)
+			} else {
+				WriteError(w, http.StatusBadRequest, "bad_request", "form body is malformed")
+			}
 			return nil, false
 		}
 		return r.Form, true
+	case "multipart/form-data":
+		// ParseForm leaves a multipart body unread; read its fields
+		// here, each parameter once and no file.
+		mr, err := r.MultipartReader()
+		if err != nil {
+			WriteError(w, http.StatusBadRequest, "bad_request", "multipart body: "+err.Error())
+			return nil, false
+		}
+		fields, err := formFields(mr, export.ParamNames, maxFormBody)
+		if err != nil {
+			writeMultipartError(w, err, maxFormBody)
+			return nil, false
+		}
+		v := r.URL.Query()
+		for k, val := range fields {
+			v.Set(k, val)
+		}
+		return v, true
 	}
 	if n, _ := io.Copy(io.Discard, io.LimitReader(r.Body, 1)); n > 0 {
 		WriteError(w, http.StatusBadRequest, "bad_request", "send the parameters as JSON, a form or the query string")
@@ -174,7 +198,11 @@ func (s *Server) cancelExport(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) exportJob(w http.ResponseWriter, r *http.Request) (export.Job, bool) {
-	job, err := export.GetJob(r.Context(), s.DB, r.PathValue("id"))
+	id, ok := jobID(w, r, "export")
+	if !ok {
+		return export.Job{}, false
+	}
+	job, err := export.GetJob(r.Context(), s.DB, id)
 	if errors.Is(err, export.ErrJobNotFound) {
 		WriteError(w, http.StatusNotFound, "not_found", "no export "+strconv.Quote(r.PathValue("id")))
 		return job, false

@@ -69,9 +69,8 @@ func (s *Server) idempotent(rt Route, next http.Handler) http.Handler {
 			WriteError(w, http.StatusBadRequest, "bad_request", IdempotencyHeader+" must be 1 to "+strconv.Itoa(maxIdempotencyKey)+" printable ASCII characters")
 			return
 		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxJSONBody))
-		if err != nil {
-			WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "request body: larger than 64 KiB")
+		body, ok := readBody(w, r, maxJSONBody)
+		if !ok {
 			return
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))

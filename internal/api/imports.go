@@ -5,6 +5,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,20 +41,40 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 			WriteError(w, http.StatusBadRequest, "bad_request", "multipart body: "+err.Error())
 			return
 		}
+		// At most one part per option and then the file, which must be
+		// the last part: an upload has at most len(uploadOptions)+1 parts.
+		seen := map[string]string{}
 		for body = nil; body == nil; {
 			part, err := mr.NextPart()
-			if err != nil {
+			if err == io.EOF {
 				WriteError(w, http.StatusBadRequest, "bad_request", "multipart body has no \"file\" field")
 				return
 			}
-			switch name := part.FormName(); name {
-			case "file":
-				body = part
-				fileName = part.FileName()
-			case "type", "max_rejects":
-				v, _ := io.ReadAll(io.LimitReader(part, 64))
-				fields[name] = string(v)
+			if err != nil {
+				writeMultipartError(w, err, s.Intake.MaxBytes)
+				return
 			}
+			name := part.FormName()
+			if name == "file" {
+				body = &lastPart{part: part, mr: mr}
+				fileName = part.FileName()
+				break
+			}
+			if err := checkFormPart(part, name, uploadOptions, seen); err != nil {
+				writeMultipartError(w, err, s.Intake.MaxBytes)
+				return
+			}
+			v, err := io.ReadAll(io.LimitReader(part, maxUploadOptionBytes+1))
+			if err != nil {
+				writeMultipartError(w, err, s.Intake.MaxBytes)
+				return
+			}
+			if len(v) > maxUploadOptionBytes {
+				WriteError(w, http.StatusBadRequest, "bad_request", "multipart field \""+name+"\" is longer than "+strconv.Itoa(maxUploadOptionBytes)+" bytes")
+				return
+			}
+			seen[name] = string(v)
+			fields[name] = string(v)
 		}
 	}
 	opts, err := importOptions(fields["type"], fields["max_rejects"])
@@ -70,12 +91,18 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ingest.ErrEmptyUpload):
 		WriteError(w, http.StatusBadRequest, "empty_file", err.Error())
 		return
+	case errors.Is(err, errPartAfterFile):
+		WriteError(w, http.StatusBadRequest, "bad_request", errPartAfterFile.Error())
+		return
 	case errors.Is(err, ingest.ErrNotText) || errors.Is(err, ingest.ErrNotCSVOrXML):
 		WriteError(w, http.StatusUnsupportedMediaType, "unsupported_media_type", err.Error())
 		return
 	case errors.As(err, &maxErr):
 		WriteError(w, http.StatusRequestEntityTooLarge, "too_large",
 			"file exceeds the upload limit of "+strconv.FormatInt(s.Intake.MaxBytes, 10)+" bytes")
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		WriteError(w, http.StatusRequestTimeout, "request_timeout", "the upload was not received in time")
 		return
 	case err != nil:
 		WriteError(w, http.StatusBadRequest, "bad_request", "reading the upload: "+err.Error())
@@ -90,6 +117,12 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, ingest.ErrBadOption):
 		WriteError(w, http.StatusBadRequest, "bad_request", err.Error())
 		return
+	case errors.Is(err, errPartAfterFile):
+		WriteError(w, http.StatusBadRequest, "bad_request", errPartAfterFile.Error())
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		WriteError(w, http.StatusRequestTimeout, "request_timeout", "the upload was not received in time")
+		return
 	case err != nil:
 		s.Logger.Error("upload failed", "error", err.Error())
 		WriteError(w, http.StatusInternalServerError, "internal", "upload failed")
@@ -100,6 +133,24 @@ func (s *Server) upload(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusOK
 	}
 	WriteJSON(w, status, uploadResponse{ImportID: job.ImportID, WorkflowID: job.WorkflowID, StatusURL: "/imports/" + job.ImportID})
+}
+
+// uploadOptions are the multipart fields an upload takes before its file.
+var uploadOptions = []string{"type", "max_rejects"}
+
+// writeMultipartError answers a multipart body that cannot be read: a
+// refused field 400 with its message, too large 413, too slow 408.
+func writeMultipartError(w http.ResponseWriter, err error, limit int64) {
+	var fe *formError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &fe):
+		WriteError(w, http.StatusBadRequest, "bad_request", fe.msg)
+	case errors.As(err, &tooBig), errors.Is(err, os.ErrDeadlineExceeded):
+		writeBodyError(w, err, limit)
+	default:
+		WriteError(w, http.StatusBadRequest, "bad_request", "multipart body is malformed")
+	}
 }
 
 func importOptions(typ, maxRejects string) (ingest.Options, error) {
@@ -182,7 +233,11 @@ func (s *Server) cancelImport(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) job(w http.ResponseWriter, r *http.Request) (importer.Job, bool) {
-	job, err := importer.GetJob(r.Context(), s.DB, r.PathValue("id"))
+	id, ok := jobID(w, r, "import")
+	if !ok {
+		return importer.Job{}, false
+	}
+	job, err := importer.GetJob(r.Context(), s.DB, id)
 	if errors.Is(err, importer.ErrJobNotFound) {
 		WriteError(w, http.StatusNotFound, "not_found", "no import "+strconv.Quote(r.PathValue("id")))
 		return job, false

@@ -1,12 +1,14 @@
 package api
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/acme/payments/internal/auth"
 	"github.com/acme/payments/internal/ledger"
@@ -19,9 +21,19 @@ import (
 // maxJSONBody bounds API request bodies other than uploads.
 const maxJSONBody = 64 << 10
 
-// decodeJSON reads one JSON object strictly into v.
+// decodeJSON reads one JSON object strictly into v: a body over
+// maxJSONBody is 413, one that is not valid UTF-8 400 (encoding/json
+// would silently replace the bad bytes with U+FFFD).
 func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	body, ok := readBody(w, r, maxJSONBody)
+	if !ok {
+		return false
+	}
+	if !utf8.Valid(body) {
+		WriteError(w, http.StatusBadRequest, "bad_request", "request body is not valid UTF-8")
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		WriteError(w, http.StatusBadRequest, "bad_request", "request body: "+jsonProblem(err))
@@ -38,14 +50,11 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 func jsonProblem(err error) string {
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
-	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &syn):
 		return "malformed JSON"
 	case errors.As(err, &typ):
 		return "field " + typ.Field + " has the wrong type"
-	case errors.As(err, &tooBig):
-		return "larger than 64 KiB"
 	case errors.Is(err, io.EOF):
 		return "empty"
 	case strings.HasPrefix(err.Error(), "json: unknown field"):
@@ -106,7 +115,11 @@ func (s *Server) createOrder(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getOrder(w http.ResponseWriter, r *http.Request) {
-	o, err := s.Orders.Get(r.Context(), r.PathValue("id"))
+	id, ok := pathID(w, r, "order")
+	if !ok {
+		return
+	}
+	o, err := s.Orders.Get(r.Context(), id)
 	if errors.Is(err, orders.ErrNotFound) {
 		WriteError(w, http.StatusNotFound, "not_found", "no order "+quote(r.PathValue("id")))
 		return
@@ -235,7 +248,10 @@ func writeRejection(w http.ResponseWriter, code, message string) {
 // again, 409 on a COMPLETED order or another attempt with the same
 // payment_id, 404 for an unknown order.
 func (s *Server) createPayment(w http.ResponseWriter, r *http.Request) {
-	orderID := r.PathValue("id")
+	orderID, ok := pathID(w, r, "order")
+	if !ok {
+		return
+	}
 	var req paymentRequest
 	if !decodeJSON(w, r, &req) {
 		return
@@ -314,8 +330,13 @@ func (s *Server) gatewayCallback(w http.ResponseWriter, r *http.Request) {
 	count := func(outcome string) { s.Metrics.GatewayCallback(label, outcome) }
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, webhook.MaxBodyBytes))
 	if err != nil {
-		count(metrics.CallbackTooLarge)
-		WriteError(w, http.StatusRequestEntityTooLarge, "too_large", "callback body too large")
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			count(metrics.CallbackTooLarge)
+		} else {
+			count(metrics.CallbackInvalid)
+		}
+		writeBodyError(w, err, webhook.MaxBodyBytes)
 		return
 	}
 	if !known {

@@ -33,7 +33,7 @@ var pageParams = []string{"limit", "cursor"}
 
 // Routes is the API's route table.
 func (s *Server) Routes() []Route {
-	codecHandler := s.cors(s.require(auth.PII, s.CodecCookie, http.MaxBytesHandler(codec.Handler(s.Keys), maxCodecBody)))
+	codecHandler := s.cors(s.require(auth.PII, s.CodecCookie, bufferBody(maxCodecBody, codec.Handler(s.Keys))))
 	importOpts := []string{"type", "max_rejects"}
 	routes := []Route{
 		{Method: "GET", Path: "/healthz", handler: http.HandlerFunc(s.healthz)},
@@ -81,6 +81,13 @@ func (s *Server) Handler() http.Handler {
 		if rt.Scope != "" {
 			h = s.require(rt.Scope, false, h)
 		}
+		// Outermost, so a request refused before its body is read
+		// (401) cannot trickle one in either.
+		timeout := s.bodyReadTimeout()
+		if rt.Path == "/upload" {
+			timeout = s.uploadReadTimeout()
+		}
+		h = readDeadline(timeout, h)
 		mux.Handle(rt.Method+" "+rt.Path, h)
 	}
 	return s.recoverer(s.logRequests(jsonMuxErrors(mux)))
