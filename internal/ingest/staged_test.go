@@ -11,8 +11,8 @@ import (
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ingest"
 	"github.com/acme/payments/internal/service"
-	"github.com/acme/payments/internal/staging"
 	"github.com/acme/payments/internal/stacktest"
+	"github.com/acme/payments/internal/staging"
 )
 
 // An import whose staged file is gone (deleted by hand, or by the retention

@@ -19,6 +19,7 @@ import (
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/loaddata"
+	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/money"
 )
 
@@ -460,7 +461,7 @@ func (b *batch) decide(e *entry) error {
 
 	// An existing id: only the status and its companions may differ.
 	if r.orderID != p.OrderID {
-		b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s already exists for another order", p.PaymentID))
+		b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s already exists for another order", mask.ID(p.PaymentID)))
 		return nil
 	}
 	if e.ifPending && r.status != StatusPending {
@@ -476,7 +477,7 @@ func (b *batch) decide(e *entry) error {
 			if e.fromInbox {
 				b.addEvent(r, r.status, p.Status, false, "refused: "+CodeWrongGateway+", the payment was sent to another gateway")
 			}
-			b.reject(e, r, CodeWrongGateway, fmt.Sprintf("payment %s was not sent to gateway %s", p.PaymentID, e.gateway))
+			b.reject(e, r, CodeWrongGateway, fmt.Sprintf("payment %s was not sent to gateway %s", mask.ID(p.PaymentID), e.gateway))
 			return nil
 		}
 		mismatch := false
@@ -490,7 +491,7 @@ func (b *batch) decide(e *entry) error {
 				// attempt's amount either.
 				mismatch = true
 			default:
-				b.reject(e, r, CodeBadAmount, fmt.Sprintf("payment %s: amount: %v", p.PaymentID, err))
+				b.reject(e, r, CodeBadAmount, fmt.Sprintf("payment %s: amount: %v", mask.ID(p.PaymentID), err))
 				return nil
 			}
 		}
@@ -503,7 +504,7 @@ func (b *batch) decide(e *entry) error {
 			// result (or time out).
 			b.addEvent(r, r.status, p.Status, false, "refused: "+CodeAmountMismatch+", the gateway's amount differs from the payment's")
 			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s: settlement amount %d differs from the stored amount %d",
-				p.PaymentID, e.wantAmount, r.amount))
+				mask.ID(p.PaymentID), e.wantAmount, r.amount))
 			return nil
 		}
 		if mismatch {
@@ -524,7 +525,7 @@ func (b *batch) decide(e *entry) error {
 		}
 		if len(diff) > 0 {
 			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s already exists with a different %s",
-				p.PaymentID, strings.Join(diff, ", ")))
+				mask.ID(p.PaymentID), strings.Join(diff, ", ")))
 			return nil
 		}
 	}
@@ -538,21 +539,21 @@ func (b *batch) decide(e *entry) error {
 			return nil
 		}
 		b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("payment %s is already %s with a different gateway_ref or failure_reason",
-			p.PaymentID, r.status))
+			mask.ID(p.PaymentID), r.status))
 		return nil
 	}
 	if r.status.Terminal() {
 		// Terminal means terminal: refuse, but keep the attempt on record.
 		b.addEvent(r, r.status, p.Status, false, fmt.Sprintf("refused: payment is already %s", r.status))
 		b.reject(e, r, CodeBadTransition, fmt.Sprintf("payment %s is already %s and cannot become %s",
-			p.PaymentID, r.status, p.Status))
+			mask.ID(p.PaymentID), r.status, mask.Show(string(p.Status))))
 		return nil
 	}
 
 	// PENDING → SUCCESS / FAILED.
 	if p.GatewayRef != "" && p.GatewayRef != r.gatewayRef {
 		if holder, taken := b.refs[p.GatewayRef]; taken && holder != r.id {
-			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("gateway_ref %q is already used by payment %s", p.GatewayRef, holder))
+			b.reject(e, r, CodeDuplicateConflict, fmt.Sprintf("gateway_ref %s is already used by payment %s", mask.Show(p.GatewayRef), mask.ID(holder)))
 			return nil
 		}
 	}
@@ -600,7 +601,7 @@ func (b *batch) credit(o *OrderState, amount int64) bool {
 
 func overflowMessage(paymentID, orderID string) string {
 	return fmt.Sprintf("payment %s would take the paid amount of order %s past the largest amount stored (%d minor units)",
-		paymentID, orderID, int64(math.MaxInt64))
+		mask.ID(paymentID), mask.ID(orderID), int64(math.MaxInt64))
 }
 
 // differences names the fields other than the status and its companions in
@@ -636,12 +637,12 @@ func (b *batch) differences(e *entry, r *payRow) ([]string, error) {
 func (b *batch) insert(e *entry) error {
 	p := &e.p
 	if e.settleOnly {
-		b.reject(e, nil, CodePaymentNotFound, fmt.Sprintf("payment %s not found", p.PaymentID))
+		b.reject(e, nil, CodePaymentNotFound, fmt.Sprintf("payment %s not found", mask.ID(p.PaymentID)))
 		return nil
 	}
 	o := b.orders[p.OrderID]
 	if o == nil {
-		b.reject(e, nil, CodeOrderNotFound, fmt.Sprintf("order %s not found", p.OrderID))
+		b.reject(e, nil, CodeOrderNotFound, fmt.Sprintf("order %s not found", mask.ID(p.OrderID)))
 		return nil
 	}
 	currency := p.Currency
@@ -650,12 +651,12 @@ func (b *batch) insert(e *entry) error {
 	}
 	if currency != o.Currency {
 		b.reject(e, nil, CodeCurrencyMismatch, fmt.Sprintf("payment currency %s differs from order %s currency %s",
-			currency, p.OrderID, o.Currency))
+			mask.Show(currency), mask.ID(p.OrderID), o.Currency))
 		return nil
 	}
 	if p.GatewayRef != "" {
 		if holder, taken := b.refs[p.GatewayRef]; taken {
-			b.reject(e, nil, CodeDuplicateConflict, fmt.Sprintf("gateway_ref %q is already used by payment %s", p.GatewayRef, holder))
+			b.reject(e, nil, CodeDuplicateConflict, fmt.Sprintf("gateway_ref %s is already used by payment %s", mask.Show(p.GatewayRef), mask.ID(holder)))
 			return nil
 		}
 	}

@@ -65,6 +65,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/encryption"
+	"github.com/acme/payments/internal/mask"
 )
 
 // Status is a payment's lifecycle status.
@@ -422,7 +423,7 @@ func (l *Ledger) Settle(ctx context.Context, src Source, ref string, s Settlemen
 	orderID, err := l.PaymentOrder(ctx, s.PaymentID)
 	if errors.Is(err, ErrPaymentNotFound) {
 		res.Outcome, res.Code = Rejected, CodePaymentNotFound
-		res.Message = fmt.Sprintf("payment %s not found", s.PaymentID)
+		res.Message = fmt.Sprintf("payment %s not found", mask.ID(s.PaymentID))
 		return res, nil
 	}
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jmoiron/sqlx"
 
+	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/money"
 )
 
@@ -184,7 +185,7 @@ func (l *Ledger) attemptTx(ctx context.Context, tx *sqlx.Tx, a Attempt, rec tall
 		p.Currency = o.Currency
 	}
 	if _, ok := money.Lookup(p.Currency); !ok {
-		return reject(CodeBadCurrency, fmt.Sprintf("currency %q is not an active ISO 4217 code", p.Currency))
+		return reject(CodeBadCurrency, fmt.Sprintf("currency %s is not an active ISO 4217 code", mask.Show(p.Currency)))
 	}
 	if p.Amount, err = money.Parse(a.Amount, p.Currency); err != nil {
 		return reject(CodeBadAmount, "amount: "+err.Error())
@@ -331,7 +332,7 @@ func (l *Ledger) settleOrder(ctx context.Context, orderID string, src Source, re
 		o := b.orders[orderID]
 		if o == nil {
 			out.Result.Outcome, out.Result.Code = Rejected, CodePaymentNotFound
-			out.Result.Message = fmt.Sprintf("payment %s not found (order %s does not exist)", e.p.PaymentID, orderID)
+			out.Result.Message = fmt.Sprintf("payment %s not found (order %s does not exist)", mask.ID(e.p.PaymentID), mask.ID(orderID))
 			return nil
 		}
 		e.res = &out.Result

@@ -7,6 +7,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/acme/payments/internal/ident"
+	"github.com/acme/payments/internal/mask"
 	"github.com/acme/payments/internal/money"
 	"github.com/acme/payments/internal/records"
 )
@@ -39,17 +40,17 @@ func validate(p *Payment) (code, msg string) {
 	}
 	if p.Currency != "" {
 		if _, ok := money.Lookup(p.Currency); !ok {
-			return CodeBadCurrency, fmt.Sprintf("currency %q is not an active ISO 4217 code", p.Currency)
+			return CodeBadCurrency, fmt.Sprintf("currency %s is not an active ISO 4217 code", mask.Show(p.Currency))
 		}
 	}
 	if !p.Status.valid() {
-		return CodeBadStatus, fmt.Sprintf("payment_status %q is not PENDING, SUCCESS or FAILED", p.Status)
+		return CodeBadStatus, fmt.Sprintf("payment_status %s is not PENDING, SUCCESS or FAILED", mask.Show(string(p.Status)))
 	}
 	if p.Method == "" {
 		return CodeMissingField, "payment_method is empty"
 	}
 	if !methods[p.Method] {
-		return CodeBadMethod, fmt.Sprintf("payment_method %q is not one of CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH, VOUCHER", p.Method)
+		return CodeBadMethod, fmt.Sprintf("payment_method %s is not one of CARD, UPI, NETBANKING, WALLET, BANK_TRANSFER, CASH, VOUCHER", mask.Show(p.Method))
 	}
 	if len(p.Details) > maxDetailsLen {
 		// Never echo the details themselves.
@@ -72,7 +73,7 @@ func validateSettlement(p *Payment) (code, msg string) {
 		return code, msg
 	}
 	if !p.Status.Terminal() {
-		return CodeBadStatus, fmt.Sprintf("settlement status %q is not SUCCESS or FAILED", p.Status)
+		return CodeBadStatus, fmt.Sprintf("settlement status %s is not SUCCESS or FAILED", mask.Show(string(p.Status)))
 	}
 	return checkSettlementFields(p)
 }
@@ -123,10 +124,10 @@ func checkToken(s string, maxLen int) string {
 		return fmt.Sprintf("is %d characters, at most %d allowed", n, maxLen)
 	}
 	if strings.TrimSpace(s) != s {
-		return fmt.Sprintf("%q has leading or trailing spaces", s)
+		return "has leading or trailing spaces"
 	}
 	if strings.IndexFunc(s, unicode.IsControl) >= 0 {
-		return fmt.Sprintf("%q contains control characters", s)
+		return "contains control characters"
 	}
 	return ""
 }

@@ -213,3 +213,25 @@ func Show(s string) string {
 	}
 	return fmt.Sprintf("a %d-character value", utf8.RuneCountInString(s))
 }
+
+// ID renders an order or payment id for a message. Ids are the client's
+// own references and say which row is meant, so they are shown quoted,
+// unless one looks like a value that must not be repeated: an email, a
+// phone or a card number put in an id column (an "@" or "+", white space,
+// ten or more digits, or more than 64 bytes). That one is described as
+// Show describes it.
+func ID(s string) string {
+	digits := 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '@', c == '+', c <= ' ', c == 0x7f, c >= 0x80:
+			return Show(s)
+		}
+	}
+	if s == "" || digits >= 10 || len(s) > 64 {
+		return Show(s)
+	}
+	return strconv.Quote(s)
+}

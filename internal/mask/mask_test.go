@@ -135,3 +135,21 @@ func TestShowNeverRepeatsSensitive(t *testing.T) {
 		}
 	}
 }
+
+// ID shows ordinary ids and describes the ones that look like an email,
+// a phone or a card put in an id column.
+func TestID(t *testing.T) {
+	for in, want := range map[string]string{
+		"ORD-00000002":                 `"ORD-00000002"`,
+		"LK-001":                       `"LK-001"`,
+		"zq.sentinel.leak@example.com": "a 28-character value",
+		"+14155550987":                 "a 12-character value",
+		"4000056655665556":             "a 16-character value",
+		"4000 0566 5566 5556":          "a 19-character value",
+		"":                             "an empty value",
+	} {
+		if got := ID(in); got != want {
+			t.Errorf("ID(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
