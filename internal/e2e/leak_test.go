@@ -1,0 +1,385 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"mime/multipart"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/acme/payments/internal/devserver"
+	"github.com/acme/payments/internal/export"
+	"github.com/acme/payments/internal/importer"
+	"github.com/acme/payments/internal/ingest"
+	"github.com/acme/payments/internal/service"
+	"github.com/acme/payments/internal/stacktest"
+	"github.com/acme/payments/internal/webhook"
+	"github.com/acme/payments/workflows"
+)
+
+// Sentinels: values no store, log or metric may hold in plain text. Each
+// is searched for in several spellings (see leakNeedles).
+const (
+	sentinelEmail = "zq.sentinel.leak@example.com"
+	sentinelPhone = "+14155550987"
+	sentinelCard  = "4000 0566 5566 5556"
+	leakToken     = "leak-scan-token-7f3a9c"
+	leakSecret    = "leak-scan-webhook-secret-41d2"
+)
+
+// leakNeedles are the byte strings whose presence anywhere is a leak.
+func leakNeedles(keys ...string) map[string][]byte {
+	n := map[string][]byte{
+		"email":          []byte(sentinelEmail),
+		"email local":    []byte("zq.sentinel.leak"),
+		"phone":          []byte("4155550987"),
+		"card":           []byte(sentinelCard),
+		"card digits":    []byte(strings.ReplaceAll(sentinelCard, " ", "")),
+		"card middle":    []byte("0566 5566"),
+		"api token":      []byte(leakToken),
+		"webhook secret": []byte(leakSecret),
+	}
+	for i, k := range keys {
+		n["key "+strconv.Itoa(i)] = []byte(k)
+	}
+	return n
+}
+
+// syncLog collects every process's log lines.
+type syncLog struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *syncLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *syncLog) Bytes() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return bytes.Clone(l.b.Bytes())
+}
+
+// The leak scan (issue 12): imports with good and bad rows, a file that
+// fails, live payments and callbacks, downloads, an export and the
+// rejects report, all carrying known sentinel values, and then four places
+// searched for them: the logs of every part at debug level, the Temporal
+// server's database, every MySQL column, and /metrics (plus the staging
+// store's files). There must be no hit.
+func TestLeakScan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole stack")
+	}
+	logs := &syncLog{}
+	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+
+	ports, err := devserver.FreePorts(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	temporalDir := t.TempDir()
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(ports[0]))
+	srv, err := devserver.StartTemporal(context.Background(), devserver.TemporalOptions{
+		DatabaseFile: filepath.Join(temporalDir, "temporal.db"), FrontendAddress: addr, Namespace: "default",
+		DynamicConfig: devserver.DefaultDynamicConfig(), Logger: logger,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Stop() })
+
+	cfg := stacktest.Config(t, addr)
+	cfg.APITokens = leakToken + ":read+write+pii,leak-read-only:read"
+	cfg.WebhookSecrets = gateway + ":" + leakSecret
+	cfg.ImportChunkRows = 20
+	cfg.LogLevel = "debug"
+	d, err := service.Open(context.Background(), cfg, logger, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Close)
+	w1 := service.NewWorker(d)
+	if err := w1.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopW1 := sync.OnceFunc(w1.Stop)
+	t.Cleanup(stopW1)
+	e := &env{t: t, d: d, base: stacktest.API(t, d)}
+	ctx := context.Background()
+	t.Cleanup(func() {
+		if t.Failed() {
+			b := logs.Bytes()
+			t.Logf("logs (tail):\n%s", b[max(len(b)-6000, 0):])
+		}
+	})
+
+	// Bulk: orders with the sentinels in good rows and in every kind of bad
+	// row, then payments carrying the card in their details and, wrongly,
+	// in the method column.
+	var orders strings.Builder
+	orders.WriteString("order_id,order_amount,currency,created_at,customer_email,customer_phone\n")
+	for i := range 40 {
+		fmt.Fprintf(&orders, "LK-%03d,10.00,USD,2026-01-02 03:04:05,%s,%s\n", i, sentinelEmail, sentinelPhone)
+	}
+	fmt.Fprintf(&orders, "LK-BAD1,10.00,USD,2026-01-02 03:04:05,%s@@,%s\n", sentinelEmail, sentinelPhone) // an odd email: stored, encrypted
+	fmt.Fprintf(&orders, "LK-BAD2,10.00,USD,2026-01-02 03:04:05,%s,%s\n", sentinelEmail, sentinelCard)    // a card as a phone: stored, encrypted
+	fmt.Fprintf(&orders, "LK-BAD3,%s,USD,2026-01-02 03:04:05,%s,\n", sentinelCard, sentinelEmail)         // card as an amount
+	fmt.Fprintf(&orders, "LK-BAD4,10.00,%s,2026-01-02 03:04:05,%s,\n", sentinelEmail, sentinelEmail)      // email as a currency
+	fmt.Fprintf(&orders, "LK-BAD5,10.00,USD,%s,%s,\n", sentinelPhone, sentinelEmail)                      // phone as a date
+	fmt.Fprintf(&orders, "LK-000,11.00,USD,2026-01-02 03:04:05,%s,%s\n", sentinelEmail, sentinelPhone)    // conflicting repeat
+	ordersJob := leakUpload(t, e, "orders.csv", orders.String(), leakToken)
+	ordersJob = leakWait(t, d, ordersJob.ImportID)
+	if ordersJob.State != importer.StateCompleted || ordersJob.RowsWritten != 42 || ordersJob.RowsRejected != 4 {
+		var msgs []string
+		_ = d.DB.Select(&msgs, "SELECT CONCAT(line_no, ' ', code) FROM import_rejects WHERE import_id = ?", ordersJob.ImportID)
+		t.Fatalf("orders import: %d written, %d rejected: %v", ordersJob.RowsWritten, ordersJob.RowsRejected, msgs)
+	}
+
+	var payments strings.Builder
+	payments.WriteString("payment_id,order_id,payment_amount,payment_method,payment_status,payment_details\n")
+	for i := range 30 {
+		fmt.Fprintf(&payments, "LKP-%03d,LK-%03d,10.00,CARD,SUCCESS,%s\n", i, i, sentinelCard)
+	}
+	fmt.Fprintf(&payments, "LKP-BAD1,LK-030,1.00,%s,SUCCESS,%s\n", sentinelCard, sentinelCard)  // card as a method
+	fmt.Fprintf(&payments, "LKP-BAD2,LK-031,1.00,CARD,%s,%s\n", sentinelEmail, sentinelCard)    // email as a status
+	fmt.Fprintf(&payments, "LKP-BAD3,%s,1.00,CARD,SUCCESS,%s\n", sentinelEmail, sentinelCard)   // email as an order id
+	fmt.Fprintf(&payments, "LKP-BAD4,LK-032,%s,CARD,SUCCESS,%s\n", sentinelPhone, sentinelCard) // phone as an amount
+	paymentsJob := leakWait(t, d, leakUpload(t, e, "payments.csv", payments.String(), leakToken).ImportID)
+	if paymentsJob.State != importer.StateCompleted || paymentsJob.RowsWritten != 30 || paymentsJob.RowsRejected != 4 {
+		t.Fatalf("payments import: %+v", paymentsJob)
+	}
+
+	// Files that fail whole: no header (its first row read as one), and a
+	// header naming a column that is a sentinel.
+	for name, body := range map[string]string{
+		"noheader.csv": fmt.Sprintf("LK-900,10.00,USD,2026-01-02 03:04:05,%s,%s\n", sentinelEmail, sentinelPhone),
+		"header.csv":   fmt.Sprintf("order_id,order_amount,%s\nLK-901,10.00,%s\n", sentinelCard, sentinelCard),
+	} {
+		code, resp, err := e.send("POST", "/upload?type=orders", map[string]string{"Authorization": "Bearer " + leakToken, "Content-Type": "text/csv"}, []byte(body))
+		if err != nil || (code != http.StatusAccepted && code != http.StatusOK) {
+			t.Fatalf("upload %s: %d %s %v", name, code, resp, err)
+		}
+		var started importer.Job
+		_ = json.Unmarshal(resp, &started)
+		job := leakWait(t, d, started.ImportID)
+		if job.State != importer.StateFailed || job.Error == nil {
+			t.Fatalf("%s: %+v", name, job)
+		}
+		t.Logf("%s failed with: %s", name, *job.Error)
+	}
+
+	// Live: an order with the sentinels, a card attempt, a bad and a good
+	// callback, a look-up by email.
+	authz := map[string]string{"Authorization": "Bearer " + leakToken, "Content-Type": "application/json"}
+	body, _ := json.Marshal(map[string]string{"order_id": "LK-LIVE", "order_amount": "25.00", "currency": "USD",
+		"customer_email": sentinelEmail, "customer_phone": sentinelPhone})
+	if code, b, err := e.send("POST", "/orders", authz, body); err != nil || code != http.StatusCreated {
+		t.Fatalf("POST /orders: %d %s %v", code, b, err)
+	}
+	body, _ = json.Marshal(attempt{PaymentID: "LKL-1", Amount: "25.00", Method: "CARD", Details: sentinelCard})
+	if code, b, err := e.send("POST", "/orders/LK-LIVE/payments", authz, body); err != nil || code != http.StatusCreated {
+		t.Fatalf("attempt: %d %s %v", code, b, err)
+	}
+	result := callbackBody(webhook.Result{PaymentID: "LKL-1", Status: "SUCCESS", Amount: "25.00", GatewayRef: "gw-lk-1"})
+	if code, _, _ := e.rawCallback(gateway, result, webhook.Sign([]byte("wrong secret"), time.Now(), result)); code != http.StatusUnauthorized {
+		t.Fatalf("forged callback: %d", code)
+	}
+	if code, b, err := e.rawCallback(gateway, result, webhook.Sign([]byte(leakSecret), time.Now(), result)); err != nil || (code != http.StatusOK && code != http.StatusAccepted) {
+		t.Fatalf("callback: %d %s %v", code, b, err)
+	}
+	// A bad attempt whose details and method carry the card.
+	body, _ = json.Marshal(attempt{PaymentID: "LKL-2", Amount: "1.00", Method: sentinelCard, Details: sentinelCard})
+	if code, _, _ := e.send("POST", "/orders/LK-001/payments", authz, body); code < 400 {
+		t.Fatalf("attempt with a card as its method: %d", code)
+	}
+	if code, b, _ := e.send("GET", "/orders?customer_email="+sentinelEmail, authz, nil); code != http.StatusOK || !bytes.Contains(b, []byte("LK-LIVE")) {
+		t.Fatalf("look-up by email: %d %.200s", code, b)
+	}
+	e.waitWorkflowDone("LK-LIVE")
+
+	// Downloads, an export and the rejects report, read as a user would.
+	for _, path := range []string{"/download?type=orders&format=csv", "/download?type=payments&format=json",
+		"/imports/" + ordersJob.ImportID + "/rejects", "/imports/" + paymentsJob.ImportID + "/rejects"} {
+		if code, b, _ := e.send("GET", path, authz, nil); code != http.StatusOK || len(b) == 0 {
+			t.Fatalf("GET %s: %d", path, code)
+		}
+	}
+	code, b, _ := e.send("POST", "/exports", authz, []byte(`{"type":"orders","format":"xml"}`))
+	if code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("POST /exports: %d %s", code, b)
+	}
+	var ex struct {
+		ExportID string `json:"export_id"`
+	}
+	_ = json.Unmarshal(b, &ex)
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(200 * time.Millisecond) {
+		j, err := export.GetJob(ctx, d.DB, ex.ExportID)
+		if err == nil && j.State == export.StateCompleted {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("export %s: %+v %v", ex.ExportID, j, err)
+		}
+	}
+	if code, b, _ := e.send("GET", "/exports/"+ex.ExportID+"/file", authz, nil); code != http.StatusOK || !bytes.Contains(b, []byte(sentinelEmail)) {
+		t.Fatalf("export file: %d (the pii token reads the sentinel back: %v)", code, bytes.Contains(b, []byte(sentinelEmail)))
+	}
+
+	// A rotation to a new primary key, run by a worker that holds it.
+	stopW1()
+	newKey := base64.StdEncoding.EncodeToString([]byte("leak-scan-rotation-key-32-bytes!"))
+	cfg2 := cfg
+	cfg2.Keys = "leaknew:" + newKey + "," + cfg.Keys
+	d2, err := service.Open(ctx, cfg2, logger, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d2.Close)
+	stacktest.Worker(t, d2)
+	run, err := d2.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{ID: workflows.RotateWorkflowID("leak"), TaskQueue: workflows.TaskQueue},
+		workflows.Rotate, workflows.RotateInput{RotationID: "leak", KeyID: "leaknew", PageRows: 25})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rotated workflows.RotateProgress
+	if err := run.Get(ctx, &rotated); err != nil || rotated.State != workflows.RotationCompleted || rotated.Rotated < 70 || rotated.Remaining != 0 {
+		t.Fatalf("rotation: %+v %v", rotated, err)
+	}
+
+	// The four places, plus the staging store's files.
+	code, metricsBody, _ := e.send("GET", "/metrics", nil, nil)
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d", code)
+	}
+	keyB64 := strings.SplitN(stacktest.TestKeys, ":", 2)[1]
+	keyRaw, _ := base64.StdEncoding.DecodeString(keyB64)
+	needles := leakNeedles(keyB64, stacktest.TestBlindIndexKey, string(keyRaw), newKey, "leak-scan-rotation-key-32-bytes!")
+	hits := 0
+	scan := func(where string, data []byte) {
+		for name, n := range needles {
+			if i := bytes.Index(data, n); i >= 0 {
+				hits++
+				from, to := max(i-80, 0), min(i+len(n)+80, len(data))
+				t.Errorf("%s holds the %s: …%q…", where, name, data[from:to])
+			}
+		}
+	}
+	scan("/metrics", metricsBody)
+	scan("the logs", logs.Bytes())
+	scanFiles(t, temporalDir, scan)
+	scanFiles(t, cfg.BlobDir(), scan)
+	scanMySQL(t, d, scan)
+	if len(logs.Bytes()) < 1000 {
+		t.Fatalf("only %d bytes of logs were captured: the scan would prove nothing", len(logs.Bytes()))
+	}
+	t.Logf("scanned %d bytes of logs, %d of /metrics, the Temporal database and the staging store: %d hits", len(logs.Bytes()), len(metricsBody), hits)
+}
+
+// leakUpload posts body to /upload as a multipart file.
+func leakUpload(t *testing.T, e *env, name, body, tok string) importer.Job {
+	t.Helper()
+	var b bytes.Buffer
+	mw := multipart.NewWriter(&b)
+	fw, _ := mw.CreateFormFile("file", name)
+	_, _ = io.WriteString(fw, body)
+	_ = mw.Close()
+	code, resp, err := e.send("POST", "/upload", map[string]string{"Authorization": "Bearer " + tok, "Content-Type": mw.FormDataContentType()}, b.Bytes())
+	if err != nil || (code != http.StatusAccepted && code != http.StatusOK) {
+		t.Fatalf("upload %s: %d %s %v", name, code, resp, err)
+	}
+	var job importer.Job
+	if err := json.Unmarshal(resp, &job); err != nil {
+		t.Fatal(err)
+	}
+	return job
+}
+
+func leakWait(t *testing.T, d *service.Deps, id string) importer.Job {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	job, err := ingest.Follow(ctx, d.DB, d.Temporal, id, 100*time.Millisecond, nil)
+	if err != nil {
+		t.Fatalf("import %s: %v", id, err)
+	}
+	return job
+}
+
+// scanFiles scans every file under dir (SQLite's database, WAL and shm
+// files; the staging store's objects).
+func scanFiles(t *testing.T, dir string, scan func(string, []byte)) {
+	t.Helper()
+	n := 0
+	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
+		if err != nil || de.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		n++
+		scan(path, b)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		t.Fatalf("no files under %s: the scan would prove nothing", dir)
+	}
+}
+
+// scanMySQL scans every column of every row of every table.
+func scanMySQL(t *testing.T, d *service.Deps, scan func(string, []byte)) {
+	t.Helper()
+	var tables []string
+	if err := d.DB.Select(&tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()`); err != nil {
+		t.Fatal(err)
+	}
+	rowsSeen := 0
+	for _, table := range tables {
+		rows, err := d.DB.Queryx("SELECT * FROM `" + table + "`")
+		if err != nil {
+			t.Fatal(err)
+		}
+		cols, _ := rows.Columns()
+		for rows.Next() {
+			vals, err := rows.SliceScan()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rowsSeen++
+			for i, v := range vals {
+				switch v := v.(type) {
+				case []byte:
+					scan(table+"."+cols[i], v)
+				case string:
+					scan(table+"."+cols[i], []byte(v))
+				}
+			}
+		}
+		rows.Close()
+	}
+	if rowsSeen < 100 {
+		t.Fatalf("only %d MySQL rows scanned", rowsSeen)
+	}
+}
