@@ -4,8 +4,13 @@
 GO        ?= go
 PKGS      := ./...
 BIN       := bin
+# make fuzz: how long each fuzz target runs, which ones (a regexp on their
+# names), and extra go test flags (e.g. -parallel 1 on a shared machine).
+FUZZTIME  ?= 30s
+FUZZ      ?= .
+FUZZFLAGS ?=
 
-.PHONY: dev cluster test drill test-race bench lint build migrate compose-check clean
+.PHONY: dev cluster test drill test-race fuzz bench lint build migrate compose-check clean
 
 # docker-compose.yml requires these variables; dummy values let
 # `docker-compose config` check the file's syntax and interpolation without
@@ -41,6 +46,16 @@ drill: ## crash drills on the cluster topology: real Temporal server process, wo
 test-race: ## the packages with concurrency of their own, under the race detector
 	scripts/ensure-mysql.sh
 	$(GO) test -count=1 -race ./internal/ledger/... ./internal/encryption/... ./internal/auth/...
+
+fuzz: ## every fuzz target for FUZZTIME each (default 30s), one after another; a crasher is saved under its package's testdata/fuzz
+	@failed=""; \
+	for t in $$(grep -rHo --include='*_test.go' --exclude-dir=.git --exclude-dir=.data --exclude-dir=bin '^func Fuzz[A-Za-z0-9_]*' . \
+			| sed 's/:func /:/' | sort | grep -E ":($(FUZZ))"); do \
+		dir=$$(dirname $${t%%:*}); name=$${t##*:}; \
+		echo "== $$name ($$dir)"; \
+		$(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $(FUZZFLAGS) $$dir/ || failed="$$failed $$dir:$$name"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "fuzz: failed:$$failed"; exit 1; fi
 
 bench: ## benchmarks; figures and ratios against same-run baselines go to stdout
 	scripts/ensure-mysql.sh
