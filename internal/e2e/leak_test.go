@@ -173,13 +173,7 @@ func TestLeakScan(t *testing.T) {
 		"noheader.csv": fmt.Sprintf("LK-900,10.00,USD,2026-01-02 03:04:05,%s,%s\n", sentinelEmail, sentinelPhone),
 		"header.csv":   fmt.Sprintf("order_id,order_amount,%s\nLK-901,10.00,%s\n", sentinelCard, sentinelCard),
 	} {
-		code, resp, err := e.send("POST", "/upload?type=orders", map[string]string{"Authorization": "Bearer " + leakToken, "Content-Type": "text/csv"}, []byte(body))
-		if err != nil || (code != http.StatusAccepted && code != http.StatusOK) {
-			t.Fatalf("upload %s: %d %s %v", name, code, resp, err)
-		}
-		var started importer.Job
-		_ = json.Unmarshal(resp, &started)
-		job := leakWait(t, d, started.ImportID)
+		job := leakWait(t, d, leakUpload(t, e, name, body, leakToken).ImportID)
 		if job.State != importer.StateFailed || job.Error == nil {
 			t.Fatalf("%s: %+v", name, job)
 		}
