@@ -20,8 +20,9 @@ import (
 // worker's chunk activity runs it (read, parse, validate, encrypt, escape,
 // LOAD DATA through the driver, the chunk ledger and job counters) on the
 // real server, without Temporal or the upload: the stack's CPU per row on
-// the orders path. It reports this process's and MySQL's CPU per row;
-// profile it with -cpuprofile to see where the stack's goes.
+// the orders path. It reports this process's and MySQL's CPU per row
+// (the whole server's: other clients of it count too); profile it with
+// -cpuprofile to see where the stack's goes.
 func BenchmarkOrdersCSVChunk(b *testing.B) {
 	ctx := context.Background()
 	db := dbtest.New(b)
