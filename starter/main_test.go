@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,6 +166,61 @@ func get(t *testing.T, url string) (int, string) {
 
 var tokenLine = regexp.MustCompile(`Development API token \(read\+write\+pii\): (\S+)`)
 
+var loginLine = regexp.MustCompile(`Temporal Web UI: (http://\S+/login\?nonce=[0-9a-f]{64})\n`)
+
+// uiLogin checks that the Web UI at uiAddr lets nothing through without a
+// session, logs in with the one-time link p printed, checks the UI is
+// served and configured with the codec and that the link is then spent,
+// and returns the link. No answer sets a cookie that holds the development
+// API token.
+func uiLogin(t *testing.T, p *devProcess, uiAddr string) string {
+	t.Helper()
+	m := tokenLine.FindStringSubmatch(p.output())
+	if m == nil {
+		t.Fatalf("no development token printed:\n%s", p.output())
+	}
+	token := m[1]
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	fetch := func(url string) (*http.Response, string) {
+		resp, err := browser.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		for _, sc := range resp.Header.Values("Set-Cookie") {
+			if strings.Contains(sc, token) {
+				t.Fatalf("GET %s set a cookie with the API token", url)
+			}
+		}
+		return resp, string(b)
+	}
+	if resp, body := fetch("http://" + uiAddr + "/"); resp.StatusCode != 401 || len(resp.Cookies()) != 0 || !strings.Contains(body, "login link") {
+		t.Fatalf("UI page without logging in: %d %v %.200s", resp.StatusCode, resp.Cookies(), body)
+	}
+	lm := loginLine.FindStringSubmatch(p.output())
+	if lm == nil || !strings.Contains(lm[1], "//"+uiAddr+"/") {
+		t.Fatalf("no login link for %s printed:\n%s", uiAddr, p.output())
+	}
+	if strings.Contains(p.stderr.String(), strings.TrimPrefix(lm[1], "http://"+uiAddr+"/login?nonce=")) {
+		t.Fatal("the login nonce appears in the logs")
+	}
+	if resp, _ := fetch(lm[1]); resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+		t.Fatalf("login: %d %v", resp.StatusCode, resp.Cookies())
+	}
+	if resp, body := fetch("http://" + uiAddr + "/"); resp.StatusCode != 200 || !strings.Contains(body, "<html") {
+		t.Fatalf("UI page: %d %.200s", resp.StatusCode, body)
+	}
+	if resp, body := fetch("http://" + uiAddr + "/api/v1/settings"); resp.StatusCode != 200 || !strings.Contains(body, `"Endpoint":"/codec"`) {
+		t.Fatalf("UI is not configured with the codec: %d %.300s", resp.StatusCode, body)
+	}
+	if code, _ := get(t, lm[1]); code != http.StatusForbidden {
+		t.Fatalf("the login link worked twice: %d", code)
+	}
+	return lm[1]
+}
+
 // starter dev, started as a process on free ports, answers /readyz, serves
 // the UI, and after SIGTERM and a restart still has its Temporal state, keys
 // and token.
@@ -192,12 +248,7 @@ func TestDevStartsServesUIAndSurvivesRestart(t *testing.T) {
 
 	p := startDev(t, bin, env)
 	waitReady(t, p, "http://"+httpAddr+"/readyz")
-	if code, body := get(t, "http://"+uiAddr+"/"); code != 200 || !strings.Contains(body, "<html") {
-		t.Fatalf("UI page: %d %.200s", code, body)
-	}
-	if code, body := get(t, "http://"+uiAddr+"/api/v1/settings"); code != 200 || !strings.Contains(body, `"Endpoint":"/codec"`) {
-		t.Fatalf("UI is not configured with the codec: %d %.300s", code, body)
-	}
+	login := uiLogin(t, p, uiAddr)
 	if code, body := get(t, "http://"+httpAddr+"/metrics"); code != 200 || !strings.Contains(body, "temporal_") {
 		t.Fatalf("metrics lack the SDK's: %d", code)
 	}
@@ -261,6 +312,10 @@ func TestDevStartsServesUIAndSurvivesRestart(t *testing.T) {
 	}
 	if m2 := tokenLine.FindStringSubmatch(p2.output()); m2 == nil || m2[1] != token {
 		t.Fatalf("restart changed the development token")
+	}
+	// A restart forgets the sessions and prints a fresh login link.
+	if login2 := uiLogin(t, p2, uiAddr); login2 == login {
+		t.Fatal("restart printed the same login link")
 	}
 	desc, err := tc.DescribeWorkflowExecution(ctx, "restart-probe", "")
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jmoiron/sqlx"
@@ -42,11 +43,9 @@ type Server struct {
 	Lifecycle *lifecycle.Client
 	// WebhookSecrets are the gateways' signing secrets by gateway name.
 	WebhookSecrets map[string][]byte
-	// CodecOrigins may call /codec from a browser (the Temporal UI).
+	// CodecOrigins may call /codec from a browser (the Temporal UI): exact
+	// origins, compared as strings; there is no wildcard.
 	CodecOrigins []string
-	// CodecCookie lets /codec accept the token from the development UI's
-	// cookie; only `starter dev` sets it.
-	CodecCookie bool
 	// BodyReadTimeout is how long a request other than an upload may
 	// take to send its body, UploadReadTimeout an upload's; zero means
 	// DefaultBodyReadTimeout and DefaultUploadReadTimeout.
@@ -125,11 +124,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	WriteJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 }
 
-// require admits requests whose token has scope: 401 without a known
-// token, 403 without the scope.
-func (s *Server) require(scope auth.Scope, allowCookie bool, next http.Handler) http.Handler {
+// require admits requests whose bearer token has one of anyOf: 401
+// without a known token, 403 without such a scope.
+func (s *Server) require(next http.Handler, anyOf ...auth.Scope) http.Handler {
+	names := make([]string, len(anyOf))
+	for i, sc := range anyOf {
+		names[i] = string(sc)
+	}
+	need := strings.Join(names, " or ")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		scopes, err := s.Tokens.FromRequest(r, allowCookie)
+		scopes, err := s.Tokens.FromRequest(r)
 		switch {
 		case errors.Is(err, auth.ErrNoToken):
 			w.Header().Set("WWW-Authenticate", `Bearer realm="payments"`)
@@ -139,30 +143,33 @@ func (s *Server) require(scope auth.Scope, allowCookie bool, next http.Handler) 
 			w.Header().Set("WWW-Authenticate", `Bearer realm="payments", error="invalid_token"`)
 			WriteError(w, http.StatusUnauthorized, "unauthorized", "unknown bearer token")
 			return
-		case !scopes.Has(scope):
-			WriteError(w, http.StatusForbidden, "forbidden", "token lacks the "+string(scope)+" scope")
+		case !scopes.HasAny(anyOf...):
+			WriteError(w, http.StatusForbidden, "forbidden", "token lacks the "+need+" scope")
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(auth.WithScopes(r.Context(), scopes)))
 	})
 }
 
-// cors admits browser calls from CodecOrigins only, with credentials so the
-// development UI's cookie travels.
+// cors admits browser calls from CodecOrigins only, each named exactly.
+// Credentials are allowed so that a UI configured to include them is not
+// refused by its browser; the API reads no cookie, so they open nothing.
 func (s *Server) cors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		origin := r.Header.Get("Origin")
-		if origin != "" && slices.Contains(s.CodecOrigins, origin) {
+		allowed := origin != "" && origin != "null" && origin != "*" && slices.Contains(s.CodecOrigins, origin)
+		// The answer depends on Origin whether or not it is allowed.
+		w.Header().Add("Vary", "Origin")
+		if allowed {
 			h := w.Header()
 			h.Set("Access-Control-Allow-Origin", origin)
 			h.Set("Access-Control-Allow-Credentials", "true")
 			h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
 			h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type, X-Namespace")
 			h.Set("Access-Control-Max-Age", "600")
-			h.Add("Vary", "Origin")
 		}
 		if r.Method == http.MethodOptions {
-			if origin == "" || !slices.Contains(s.CodecOrigins, origin) {
+			if !allowed {
 				WriteError(w, http.StatusForbidden, "forbidden", "origin not allowed")
 				return
 			}

@@ -18,8 +18,11 @@ import (
 
 func newServer(t *testing.T) *api.Server {
 	t.Helper()
-	tokens, err := auth.ParseTokens("reader-token:read,pii-token-1:read+pii")
+	tokens, err := auth.ParseTokens("reader-token:read,pii-token-1:read+pii,all-token-1:read+write+pii")
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tokens.AddCodec(codecToken); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := encryption.ParseKeys(stacktest.TestKeys)
@@ -29,6 +32,9 @@ func newServer(t *testing.T) *api.Server {
 	return &api.Server{Tokens: tokens, Keys: keys, Metrics: metrics.New(),
 		Logger: stacktest.Logger(t, 0), CodecOrigins: []string{"http://127.0.0.1:8233"}}
 }
+
+// codecToken is the codec-only credential (PAYMENTS_CODEC_TOKEN) of newServer.
+const codecToken = "codec-only-token-0123456789"
 
 func do(t *testing.T, h http.Handler, method, path, token string, header map[string]string) (*http.Response, string) {
 	t.Helper()
@@ -97,15 +103,59 @@ func TestCodecCORS(t *testing.T) {
 	}
 }
 
-func TestCodecCookieOnlyWhenEnabled(t *testing.T) {
+// The codec-only credential opens /codec and nothing else: every other
+// route that needs a token answers 403, including the GET ones a read
+// token may call. No route takes a token from a cookie.
+func TestCodecCredentialOpensOnlyTheCodec(t *testing.T) {
 	s := newServer(t)
-	cookie := map[string]string{"Cookie": auth.CookieName + "=pii-token-1"}
-	if resp, _ := do(t, s.Handler(), "POST", "/codec/decode", "", cookie); resp.StatusCode != 401 {
-		t.Fatalf("cookie accepted outside dev: %d", resp.StatusCode)
+	h := s.Handler()
+	for _, path := range []string{"/codec/decode", "/codec/encode"} {
+		if resp, body := do(t, h, "POST", path, codecToken, nil); resp.StatusCode != 200 || !strings.HasPrefix(body, "{") {
+			t.Errorf("codec token on %s: %d %s", path, resp.StatusCode, body)
+		}
 	}
-	s.CodecCookie = true
-	if resp, _ := do(t, s.Handler(), "POST", "/codec/decode", "", cookie); resp.StatusCode != 200 {
-		t.Fatalf("dev cookie refused: %d", resp.StatusCode)
+	for _, rt := range s.Routes() {
+		if rt.Scope == "" {
+			continue
+		}
+		path := strings.NewReplacer("{id}", "X", "{gateway}", "devpay").Replace(rt.Path)
+		resp, body := do(t, h, rt.Method, path, codecToken, nil)
+		if resp.StatusCode != 403 || !strings.Contains(body, `"forbidden"`) {
+			t.Errorf("codec token on %s %s: %d %s", rt.Method, path, resp.StatusCode, body)
+		}
+	}
+	for _, path := range []string{"/orders/X", "/imports"} {
+		if resp, _ := do(t, h, "GET", path, codecToken, nil); resp.StatusCode != 403 {
+			t.Errorf("codec token on GET %s: %d", path, resp.StatusCode)
+		}
+	}
+	// The old development cookie, and any other, is no credential.
+	for _, name := range []string{"payments_codec_token", "token"} {
+		cookie := map[string]string{"Cookie": name + "=all-token-1"}
+		if resp, _ := do(t, h, "POST", "/codec/decode", "", cookie); resp.StatusCode != 401 {
+			t.Errorf("cookie %s accepted on /codec: %d", name, resp.StatusCode)
+		}
+		if resp, _ := do(t, h, "GET", "/imports", "", cookie); resp.StatusCode != 401 {
+			t.Errorf("cookie %s accepted on /imports: %d", name, resp.StatusCode)
+		}
+	}
+}
+
+// CORS names exact origins only: a "*" or "null" entry matches nothing,
+// and no other origin is echoed.
+func TestCodecCORSIsExact(t *testing.T) {
+	s := newServer(t)
+	s.CodecOrigins = []string{"http://127.0.0.1:8233", "*", "null"}
+	h := s.Handler()
+	for _, origin := range []string{"http://evil.example", "*", "null", "http://127.0.0.1:8233/", "http://127.0.0.1:82331", "https://127.0.0.1:8233"} {
+		resp, _ := do(t, h, "OPTIONS", "/codec/decode", "", map[string]string{"Origin": origin, "Access-Control-Request-Method": "POST"})
+		if resp.StatusCode != 403 || resp.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Errorf("preflight from %q: %d %v", origin, resp.StatusCode, resp.Header)
+		}
+		resp, _ = do(t, h, "POST", "/codec/decode", codecToken, map[string]string{"Origin": origin})
+		if resp.Header.Get("Access-Control-Allow-Origin") != "" || resp.Header.Get("Vary") != "Origin" {
+			t.Errorf("POST from %q: %v", origin, resp.Header)
+		}
 	}
 }
 

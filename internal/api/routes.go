@@ -33,7 +33,9 @@ var pageParams = []string{"limit", "cursor"}
 
 // Routes is the API's route table.
 func (s *Server) Routes() []Route {
-	codecHandler := s.cors(s.require(auth.PII, s.CodecCookie, bufferBody(maxCodecBody, codec.Handler(s.Keys))))
+	// The codec admits pii tokens and the codec-only credential a UI
+	// proxy holds (auth.Codec); every other route refuses the latter.
+	codecHandler := s.cors(s.require(bufferBody(maxCodecBody, codec.Handler(s.Keys)), auth.PII, auth.Codec))
 	importOpts := []string{"type", "max_rejects"}
 	routes := []Route{
 		{Method: "GET", Path: "/healthz", handler: http.HandlerFunc(s.healthz)},
@@ -79,7 +81,7 @@ func (s *Server) Handler() http.Handler {
 			h = checkQuery(rt.Query, h)
 		}
 		if rt.Scope != "" {
-			h = s.require(rt.Scope, false, h)
+			h = s.require(h, rt.Scope)
 		}
 		// Outermost, so a request refused before its body is read
 		// (401) cannot trickle one in either.

@@ -22,15 +22,24 @@ const (
 	Read  Scope = "read"  // GET endpoints
 	Write Scope = "write" // uploads, orders, payments, exports, cancels
 	PII   Scope = "pii"   // unmasked sensitive fields, the payload codec
+	// Codec admits the payload codec (/codec) and nothing else: it is the
+	// credential a Web UI's proxy holds, so whoever gets hold of it can
+	// decode payloads but call no other route. It stands alone in a token.
+	Codec Scope = "codec"
 )
 
-var knownScopes = []Scope{Read, Write, PII}
+var knownScopes = []Scope{Read, Write, PII, Codec}
 
 // Scopes is a set of scopes.
 type Scopes []Scope
 
 // Has reports whether s includes scope.
 func (s Scopes) Has(scope Scope) bool { return slices.Contains(s, scope) }
+
+// HasAny reports whether s includes at least one of scopes.
+func (s Scopes) HasAny(scopes ...Scope) bool {
+	return slices.ContainsFunc(scopes, s.Has)
+}
 
 // String joins the scopes the way PAYMENTS_API_TOKENS writes them.
 func (s Scopes) String() string {
@@ -92,33 +101,47 @@ func ParseTokens(spec string) (*Tokens, error) {
 		var scopes Scopes
 		for _, sc := range item.scopes {
 			if !slices.Contains(knownScopes, sc) {
-				return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: unknown scope %q (want read, write or pii)", i+1, sc)
+				return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: unknown scope %q (want read, write, pii or codec)", i+1, sc)
 			}
 			if !scopes.Has(sc) {
 				scopes = append(scopes, sc)
 			}
 		}
-		d := sha256.Sum256([]byte(item.token))
-		for _, e := range t.entries {
-			if e.digest == d {
-				return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: token repeated", i+1)
-			}
+		if scopes.Has(Codec) && len(scopes) > 1 {
+			// A codec credential that also reads or writes would open
+			// the whole API to whoever holds the UI's credential.
+			return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: the codec scope stands alone (give the token no other scope)", i+1)
 		}
-		t.entries = append(t.entries, entry{digest: d, scopes: scopes})
+		if err := t.add(item.token, scopes); err != nil {
+			return nil, fmt.Errorf("PAYMENTS_API_TOKENS entry %d: %w", i+1, err)
+		}
 	}
 	return t, nil
 }
 
-// TokenWithScope returns the first token of a PAYMENTS_API_TOKENS spec that
-// has scope, or "" for none: the development UI needs a pii token in the
-// clear. It reads the spec as ParseTokens does.
-func TokenWithScope(spec string, scope Scope) string {
-	for _, e := range splitTokens(spec) {
-		if e.ok && slices.Contains(e.scopes, scope) {
-			return e.token
+// AddCodec registers token as a codec-only credential (PAYMENTS_CODEC_TOKEN):
+// /codec accepts it, every other route answers 403. Errors never name the
+// token.
+func (t *Tokens) AddCodec(token string) error {
+	if len(token) < 16 {
+		return errors.New("PAYMENTS_CODEC_TOKEN: token shorter than 16 characters")
+	}
+	if err := t.add(token, Scopes{Codec}); err != nil {
+		return fmt.Errorf("PAYMENTS_CODEC_TOKEN: %w", err)
+	}
+	return nil
+}
+
+// add stores token's digest with scopes, refusing a token already known.
+func (t *Tokens) add(token string, scopes Scopes) error {
+	d := sha256.Sum256([]byte(token))
+	for _, e := range t.entries {
+		if e.digest == d {
+			return errors.New("token repeated")
 		}
 	}
-	return ""
+	t.entries = append(t.entries, entry{digest: d, scopes: scopes})
+	return nil
 }
 
 // Len is the number of configured tokens.
@@ -147,34 +170,35 @@ func NewDevToken() (string, error) {
 	return "dev_" + hex.EncodeToString(b[:]), nil
 }
 
+// NewCodecToken makes a random codec-only credential, which `starter dev`
+// and `starter cluster` mint at every start for their Web UI's proxy.
+func NewCodecToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("generate codec token: %w", err)
+	}
+	return "codec_" + hex.EncodeToString(b[:]), nil
+}
+
 // ErrNoToken and ErrBadToken are the two ways a request is unauthenticated.
 var (
 	ErrNoToken  = errors.New("missing bearer token")
 	ErrBadToken = errors.New("unknown bearer token")
 )
 
-// CookieName is the cookie the embedded development UI carries so that its
-// calls to the payload codec are authenticated (browsers send cookies to the
-// same host on any port).
-const CookieName = "payments_codec_token"
-
-// FromRequest finds the request's token in the Authorization header, or in
-// the codec cookie when allowCookie is set, and returns its scopes.
-func (t *Tokens) FromRequest(r *http.Request, allowCookie bool) (Scopes, error) {
-	token := ""
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, value, ok := strings.Cut(h, " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(value) == "" {
-			return nil, ErrBadToken
-		}
-		token = strings.TrimSpace(value)
-	} else if allowCookie {
-		if c, err := r.Cookie(CookieName); err == nil {
-			token = c.Value
-		}
-	}
-	if token == "" {
+// FromRequest finds the request's token in the Authorization header and
+// returns its scopes. Cookies are never read: a token in a cookie would be
+// sent by the browser to every port of the host, and any page could make
+// it ride along.
+func (t *Tokens) FromRequest(r *http.Request) (Scopes, error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
 		return nil, ErrNoToken
+	}
+	scheme, value, ok := strings.Cut(h, " ")
+	token := strings.TrimSpace(value)
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return nil, ErrBadToken
 	}
 	scopes, ok := t.Lookup(token)
 	if !ok {

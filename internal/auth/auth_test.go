@@ -57,17 +57,17 @@ func TestFromRequest(t *testing.T) {
 	toks, _ := ParseTokens("good-token-1:read")
 	cases := []struct {
 		header, cookie string
-		allowCookie    bool
 		wantErr        error
 	}{
-		{"Bearer good-token-1", "", false, nil},
-		{"bearer good-token-1", "", false, nil},
-		{"", "", false, ErrNoToken},
-		{"Bearer wrong-token", "", false, ErrBadToken},
-		{"Basic Z29vZA==", "", false, ErrBadToken},
-		{"", "good-token-1", false, ErrNoToken},
-		{"", "good-token-1", true, nil},
-		{"", "bad-cookie-1", true, ErrBadToken},
+		{"Bearer good-token-1", "", nil},
+		{"bearer good-token-1", "", nil},
+		{"", "", ErrNoToken},
+		{"Bearer wrong-token", "", ErrBadToken},
+		{"Basic Z29vZA==", "", ErrBadToken},
+		{"Bearer ", "", ErrBadToken},
+		// A token in a cookie is never a credential, whatever its name.
+		{"", "payments_codec_token=good-token-1", ErrNoToken},
+		{"", "token=good-token-1", ErrNoToken},
 	}
 	for _, c := range cases {
 		r := httptest.NewRequest("GET", "/", nil)
@@ -75,12 +75,58 @@ func TestFromRequest(t *testing.T) {
 			r.Header.Set("Authorization", c.header)
 		}
 		if c.cookie != "" {
-			r.Header.Set("Cookie", CookieName+"="+c.cookie)
+			r.Header.Set("Cookie", c.cookie)
 		}
-		_, err := toks.FromRequest(r, c.allowCookie)
+		_, err := toks.FromRequest(r)
 		if err != c.wantErr {
 			t.Errorf("%+v: got %v", c, err)
 		}
+	}
+}
+
+// The codec scope is a credential of its own: it stands alone in
+// PAYMENTS_API_TOKENS, PAYMENTS_CODEC_TOKEN adds one, and it grants no
+// other scope.
+func TestCodecScopeStandsAlone(t *testing.T) {
+	toks, err := ParseTokens("all-token-1:read+write+pii,codec-token-1:codec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := toks.Lookup("codec-token-1")
+	if !ok || !s.Has(Codec) || s.HasAny(Read, Write, PII) {
+		t.Fatalf("codec token scopes %v %v", s, ok)
+	}
+	if s, _ := toks.Lookup("all-token-1"); s.Has(Codec) {
+		t.Fatal("an all-scope token carries codec")
+	}
+	for _, spec := range []string{"mixed-token-1:read+codec", "mixed-token-1:codec+pii"} {
+		if _, err := ParseTokens(spec); err == nil || strings.Contains(err.Error(), "mixed-token-1") {
+			t.Errorf("%q: %v", spec, err)
+		}
+	}
+
+	minted, err := NewCodecToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := toks.AddCodec(minted); err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := toks.Lookup(minted); !ok || len(s) != 1 || s[0] != Codec {
+		t.Fatalf("PAYMENTS_CODEC_TOKEN scopes %v %v", s, ok)
+	}
+	for _, bad := range []string{"short-codec", minted} {
+		if err := toks.AddCodec(bad); err == nil || strings.Contains(err.Error(), bad) {
+			t.Errorf("AddCodec(%q): %v", bad, err)
+		}
+	}
+	// The codec credential is never also an API token.
+	api, _ := ParseTokens("api-token-0123456789:read")
+	if err := api.AddCodec("api-token-0123456789"); err == nil {
+		t.Error("an API token registered as the codec token")
+	}
+	if other, _ := NewCodecToken(); other == minted || !strings.HasPrefix(other, "codec_") || len(other) < 64 {
+		t.Fatalf("codec tokens %q %q", minted, other)
 	}
 }
 
@@ -89,18 +135,5 @@ func TestNewDevToken(t *testing.T) {
 	b, _ := NewDevToken()
 	if a == b || len(a) < 40 {
 		t.Fatalf("tokens %q %q", a, b)
-	}
-}
-
-func TestTokenWithScopeReadsTheSpecAsParseTokensDoes(t *testing.T) {
-	spec := " reader-token-1:read , pii-token-22: read + pii ,writer-token-3:write+pii"
-	if _, err := ParseTokens(spec); err != nil {
-		t.Fatal(err)
-	}
-	if got := TokenWithScope(spec, PII); got != "pii-token-22" {
-		t.Errorf("pii token %q, want pii-token-22", got)
-	}
-	if got := TokenWithScope("reader-token-1:read", PII); got != "" {
-		t.Errorf("no pii token, got %q", got)
 	}
 }

@@ -4,6 +4,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"time"
@@ -37,6 +38,10 @@ type Config struct {
 	// service.UseDevKeysIfPresent to the development key file.
 	BlindIndexKeyFile string
 	APITokens         string
+	// CodecToken (PAYMENTS_CODEC_TOKEN) is a codec-only credential: /codec
+	// accepts it and every other route refuses it. A Web UI's proxy holds
+	// it; `starter dev` and `starter cluster` mint one at each start.
+	CodecToken        string
 	WebhookSecrets    string
 	CodecCORSOrigins  []string
 	MaxUploadBytes    int64
@@ -91,9 +96,10 @@ func Flags() []cli.Flag {
 		&cli.StringFlag{Name: "keys", EnvVars: []string{"PAYMENTS_KEYS"}, Usage: "encryption keys id:base64,… (first is primary)"},
 		&cli.StringFlag{Name: "keys-file", EnvVars: []string{"PAYMENTS_KEYS_FILE"}, Usage: "file holding the encryption keys"},
 		&cli.StringFlag{Name: "blind-index-key", EnvVars: []string{"PAYMENTS_BLIND_INDEX_KEY"}, Usage: "base64 of the 32-byte blind-index key"},
-		&cli.StringFlag{Name: "api-tokens", EnvVars: []string{"PAYMENTS_API_TOKENS"}, Usage: "API tokens token:scope+scope,…"},
+		&cli.StringFlag{Name: "api-tokens", EnvVars: []string{"PAYMENTS_API_TOKENS"}, Usage: "API tokens token:scope+scope,… (scopes read, write, pii; codec alone)"},
+		&cli.StringFlag{Name: "codec-token", EnvVars: []string{"PAYMENTS_CODEC_TOKEN"}, Usage: "codec-only token, accepted by /codec alone (the Web UI proxy's credential)"},
 		&cli.StringFlag{Name: "webhook-secrets", EnvVars: []string{"PAYMENTS_WEBHOOK_SECRETS"}, Usage: "gateway webhook secrets gateway:secret,…"},
-		&cli.StringFlag{Name: "codec-cors-origins", EnvVars: []string{"PAYMENTS_CODEC_CORS_ORIGINS"}, Usage: "origins allowed to call /codec (default: the UI address)"},
+		&cli.StringFlag{Name: "codec-cors-origins", EnvVars: []string{"PAYMENTS_CODEC_CORS_ORIGINS"}, Usage: "exact origins (scheme://host[:port]) allowed to call /codec from a browser (default: the UI address)"},
 		&cli.Int64Flag{Name: "max-upload-bytes", EnvVars: []string{"PAYMENTS_MAX_UPLOAD_BYTES"}, Value: DefaultMaxUploadBytes, Usage: "largest accepted upload"},
 		&cli.IntFlag{Name: "import-chunk-rows", EnvVars: []string{"PAYMENTS_IMPORT_CHUNK_ROWS"}, Value: DefaultImportChunkRows, Usage: "rows per import chunk"},
 		&cli.IntFlag{Name: "import-parallelism", EnvVars: []string{"PAYMENTS_IMPORT_PARALLELISM"}, Value: DefaultImportParallelism, Usage: "import chunks in flight"},
@@ -125,6 +131,7 @@ func FromCLI(c *cli.Context) (Config, error) {
 		KeysFile:          c.String("keys-file"),
 		BlindIndexKey:     c.String("blind-index-key"),
 		APITokens:         c.String("api-tokens"),
+		CodecToken:        c.String("codec-token"),
 		WebhookSecrets:    c.String("webhook-secrets"),
 		CodecCORSOrigins:  splitList(c.String("codec-cors-origins")),
 		MaxUploadBytes:    c.Int64("max-upload-bytes"),
@@ -173,6 +180,11 @@ func (c *Config) Validate() error {
 	if _, err := c.Tokens(); err != nil {
 		return err
 	}
+	for _, o := range c.CodecCORSOrigins {
+		if err := checkOrigin(o); err != nil {
+			return fmt.Errorf("PAYMENTS_CODEC_CORS_ORIGINS: %w", err)
+		}
+	}
 	if _, err := ParseWebhookSecrets(c.WebhookSecrets); err != nil {
 		return err
 	}
@@ -220,8 +232,32 @@ func (c *Config) BlindIndex() (*encryption.BlindIndex, error) {
 	return bi, nil
 }
 
-// Tokens parses PAYMENTS_API_TOKENS.
-func (c *Config) Tokens() (*auth.Tokens, error) { return auth.ParseTokens(c.APITokens) }
+// Tokens parses PAYMENTS_API_TOKENS and adds PAYMENTS_CODEC_TOKEN, when
+// set, as a codec-only credential.
+func (c *Config) Tokens() (*auth.Tokens, error) {
+	t, err := auth.ParseTokens(c.APITokens)
+	if err != nil {
+		return nil, err
+	}
+	if c.CodecToken != "" {
+		if err := t.AddCodec(c.CodecToken); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// checkOrigin accepts an exact browser origin, scheme://host[:port] as a
+// browser sends it in Origin: no wildcard, path, query or user.
+func checkOrigin(o string) error {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.Contains(u.Host, "*") ||
+		u.String() != o {
+		return fmt.Errorf("%q is not an exact origin (want scheme://host[:port], no wildcard or path)", o)
+	}
+	return nil
+}
 
 // ParseWebhookSecrets reads PAYMENTS_WEBHOOK_SECRETS: "gateway:secret,…".
 // Errors name the entry, never the secret.

@@ -72,6 +72,8 @@ func TestValidationErrorsNameTheVariable(t *testing.T) {
 		"PAYMENTS_API_TOKENS":         {"PAYMENTS_API_TOKENS": "abcdefgh1:root"},
 		"PAYMENTS_WEBHOOK_SECRETS":    {"PAYMENTS_WEBHOOK_SECRETS": "stripe:short"},
 		"PAYMENTS_LOG_LEVEL":          {"PAYMENTS_LOG_LEVEL": "loud"},
+		"PAYMENTS_CODEC_TOKEN":        {"PAYMENTS_CODEC_TOKEN": "short"},
+		"PAYMENTS_CODEC_CORS_ORIGINS": {"PAYMENTS_CODEC_CORS_ORIGINS": "*"},
 	}
 	for name, env := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -101,5 +103,50 @@ func TestKeysAndBlindIndex(t *testing.T) {
 	cfg.BlindIndexKey = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="
 	if _, err := cfg.BlindIndex(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// PAYMENTS_CODEC_TOKEN is a codec-only credential beside the API tokens,
+// and may not be one of them.
+func TestCodecToken(t *testing.T) {
+	cfg, err := parse(t, map[string]string{
+		"PAYMENTS_API_TOKENS":  "all-token-1:read+write+pii",
+		"PAYMENTS_CODEC_TOKEN": "codec-token-0123456789",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, err := cfg.Tokens()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := toks.Lookup("codec-token-0123456789"); !ok || len(s) != 1 || s[0] != "codec" {
+		t.Fatalf("codec token scopes %v %v", s, ok)
+	}
+	if s, _ := toks.Lookup("all-token-1"); s.Has("codec") {
+		t.Fatal("the API token got the codec scope")
+	}
+	_, err = parse(t, map[string]string{
+		"PAYMENTS_API_TOKENS":  "same-token-0123456789:read",
+		"PAYMENTS_CODEC_TOKEN": "same-token-0123456789",
+	})
+	if err == nil || !strings.Contains(err.Error(), "PAYMENTS_CODEC_TOKEN") || strings.Contains(err.Error(), "same-token") {
+		t.Fatalf("codec token reusing an API token: %v", err)
+	}
+}
+
+// Codec CORS origins are exact: what a browser sends in Origin, nothing
+// that could match more.
+func TestCodecCORSOriginsAreExact(t *testing.T) {
+	for _, ok := range []string{"http://127.0.0.1:8233", "https://temporal.example.com", "http://[::1]:8233"} {
+		if err := checkOrigin(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"*", "null", "http://*.example.com", "http://ui.example/", "http://ui.example/x",
+		"ui.example:8233", "ftp://ui.example", "http://u@ui.example", "http://ui.example?x", "HTTP://ui.example"} {
+		if err := checkOrigin(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
 	}
 }

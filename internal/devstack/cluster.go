@@ -39,8 +39,10 @@ func Cluster(ctx context.Context, cfg config.Config, pg temporalserver.Postgres,
 	if err := devKeys(&cfg, out); err != nil {
 		return err
 	}
-	uiToken, err := devToken(&cfg, out)
-	if err != nil {
+	if err := devToken(&cfg, out); err != nil {
+		return err
+	}
+	if err := devCodecToken(&cfg); err != nil {
 		return err
 	}
 	dir := filepath.Join(dataDir, "cluster")
@@ -64,6 +66,8 @@ func Cluster(ctx context.Context, cfg config.Config, pg temporalserver.Postgres,
 		"PAYMENTS_DATA_DIR=" + dataDir,
 		"PAYMENTS_BLOB_URL=" + s3.BlobURL(),
 		"PAYMENTS_API_TOKENS=" + cfg.APITokens,
+		// The UI proxy's codec-only credential, for the API's /codec.
+		"PAYMENTS_CODEC_TOKEN=" + cfg.CodecToken,
 		"PAYMENTS_WEBHOOK_SECRETS=" + cfg.WebhookSecrets,
 		"PAYMENTS_LOG_LEVEL=" + cfg.LogLevel,
 		"PAYMENTS_UI_ADDR=" + cfg.UIAddr,
@@ -87,7 +91,7 @@ func Cluster(ctx context.Context, cfg config.Config, pg temporalserver.Postgres,
 			logger.Warn("cluster stop", "error", err.Error())
 		}
 	}()
-	stopUI, err := startUI(ctx, cfg, c.Temporal.Address(), c.APIURL()+"/codec", uiToken)
+	stopUI, login, err := startUI(ctx, cfg, c.Temporal.Address(), c.APIURL()+"/codec")
 	if err != nil {
 		return err
 	}
@@ -110,8 +114,8 @@ func Cluster(ctx context.Context, cfg config.Config, pg temporalserver.Postgres,
 	if err := os.WriteFile(envFile, []byte(lines.String()), 0o600); err != nil {
 		return fmt.Errorf("cluster: %w", err)
 	}
-	fmt.Fprintf(out, "HTTP API:        %s (pid %d, log %s)\nStaging (S3):    %s, bucket staging (in memory)\nTemporal Web UI: http://%s\n",
-		c.APIURL(), c.API().Pid(), c.API().LogFile, s3.Endpoint(), cfg.UIAddr)
+	fmt.Fprintf(out, "HTTP API:        %s (pid %d, log %s)\nStaging (S3):    %s, bucket staging (in memory)\n%s",
+		c.APIURL(), c.API().Pid(), c.API().LogFile, s3.Endpoint(), uiAnnouncement(login))
 	fmt.Fprintf(out, "For the CLI (starter import, export, pay…) in another shell: set -a; . %s; set +a\nCtrl-C stops everything.\n", envFile)
 	<-ctx.Done()
 	fmt.Fprintln(out, "Stopping the cluster…")

@@ -39,8 +39,10 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 	if err := devKeys(&cfg, out); err != nil {
 		return err
 	}
-	uiToken, err := devToken(&cfg, out)
-	if err != nil {
+	if err := devToken(&cfg, out); err != nil {
+		return err
+	}
+	if err := devCodecToken(&cfg); err != nil {
 		return err
 	}
 	if err := devWebhookSecret(&cfg, out); err != nil {
@@ -85,15 +87,15 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 	if err != nil {
 		return err
 	}
-	s.CodecCookie = true
 
-	stopUI, err := startUI(ctx, cfg, cfg.TemporalAddress, "http://"+cfg.HTTPAddr+"/codec", uiToken)
+	stopUI, login, err := startUI(ctx, cfg, cfg.TemporalAddress, "http://"+cfg.HTTPAddr+"/codec")
 	if err != nil {
 		return err
 	}
 	defer stopUI()
+	// The login link holds a secret: stdout only, never the log.
 	logger.Info("temporal web ui started", "url", "http://"+cfg.UIAddr)
-	fmt.Fprintf(out, "Temporal Web UI: http://%s\nHTTP API:        http://%s\n", cfg.UIAddr, cfg.HTTPAddr)
+	fmt.Fprintf(out, "%sHTTP API:        http://%s\n", uiAnnouncement(login), cfg.HTTPAddr)
 
 	return service.ListenAndServe(ctx, cfg.HTTPAddr, s.Handler(), logger)
 }
@@ -119,42 +121,61 @@ func devKeys(cfg *config.Config, out io.Writer) error {
 	return service.UseDevKeysIfPresent(cfg)
 }
 
-// devToken returns the token the embedded UI uses for the codec. Without
-// configured tokens it creates a development token with every scope, kept
-// under the data dir so it survives restarts, and prints it.
-func devToken(cfg *config.Config, out io.Writer) (string, error) {
+// devToken creates, without configured tokens, a development token with
+// every scope, kept under the data dir so it survives restarts, and prints
+// it. The Web UI never gets it (see devCodecToken).
+func devToken(cfg *config.Config, out io.Writer) error {
 	if cfg.APITokens != "" {
-		token := auth.TokenWithScope(cfg.APITokens, auth.PII)
-		if token == "" {
-			fmt.Fprintln(out, "No API token has the pii scope: the Temporal UI will show payloads encrypted.")
-		}
-		return token, nil
+		return nil
 	}
 	path := filepath.Join(cfg.DataDir, "dev-token")
 	token := ""
 	if b, err := os.ReadFile(path); err == nil {
 		token = strings.TrimSpace(string(b))
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("development token: %w", err)
+		return fmt.Errorf("development token: %w", err)
 	}
 	if token == "" {
 		t, err := auth.NewDevToken()
 		if err != nil {
-			return "", err
+			return err
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 		if err != nil {
-			return "", fmt.Errorf("development token: %w", err)
+			return fmt.Errorf("development token: %w", err)
 		}
 		_, werr := fmt.Fprintln(f, t)
 		if err := errors.Join(werr, f.Close()); err != nil {
-			return "", fmt.Errorf("development token: %w", err)
+			return fmt.Errorf("development token: %w", err)
 		}
 		token = t
 	}
 	cfg.APITokens = token + ":read+write+pii"
 	fmt.Fprintf(out, "Development API token (read+write+pii): %s\n  export PAYMENTS_API_TOKENS=%s:read+write+pii  # to reuse it elsewhere\n", token, token)
-	return token, nil
+	return nil
+}
+
+// devCodecToken gives the Web UI's proxy its codec-only credential
+// (PAYMENTS_CODEC_TOKEN), minted at every start unless one is configured.
+// It is kept nowhere and printed nowhere: only the proxy and the API know
+// it, and it opens /codec alone.
+func devCodecToken(cfg *config.Config) error {
+	if cfg.CodecToken != "" {
+		return nil
+	}
+	t, err := auth.NewCodecToken()
+	if err != nil {
+		return err
+	}
+	cfg.CodecToken = t
+	return nil
+}
+
+// uiAnnouncement tells the developer how to open the Web UI: by its
+// one-time login link.
+func uiAnnouncement(login string) string {
+	return fmt.Sprintf("Temporal Web UI: %s\n"+
+		"                 (a one-time login link: it lets in the first browser that opens it; a restart prints a new one)\n", login)
 }
 
 // checkPorts checks the stack's fixed addresses before anything is written
@@ -168,18 +189,19 @@ func checkPorts(cfg config.Config, temporal string) error {
 }
 
 // startUI runs the Temporal Web UI on cfg.UIAddr for the server at
-// temporal, decoding through codec; stop shuts it down.
-func startUI(ctx context.Context, cfg config.Config, temporal, codec, token string) (stop func(), err error) {
+// temporal, decoding through codec with cfg.CodecToken; stop shuts it down
+// and login is its one-time login link.
+func startUI(ctx context.Context, cfg config.Config, temporal, codec string) (stop func(), login string, err error) {
 	ui, err := devserver.StartUI(ctx, devserver.UIOptions{
 		Address: cfg.UIAddr, TemporalAddress: temporal, Namespace: cfg.TemporalNamespace,
-		CodecEndpoint: codec, CodecToken: token,
+		CodecEndpoint: codec, CodecToken: cfg.CodecToken,
 	})
 	if err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	return func() {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = ui.Stop(stopCtx)
-	}, nil
+	}, ui.LoginURL(), nil
 }
