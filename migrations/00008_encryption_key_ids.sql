@@ -2,8 +2,8 @@
 -- The key id of every encrypted column, read by the database itself from
 -- the ciphertext header (internal/encryption: 0x01 | id length | id | ...),
 -- so the keys in use are known without decrypting or scanning rows:
--- start-up reads the distinct ids of each column from these indexes with a
--- loose index scan (a few index dives however many rows), `starter keys
+-- start-up reads the distinct ids of each column by skipping through these
+-- indexes (an index dive per distinct id however many rows), `starter keys
 -- status` counts them, and rotation finds the rows still under an old key.
 -- A summary table kept by the writers could drift from the rows (a process
 -- started before a rotation and still writing under the old key); a
