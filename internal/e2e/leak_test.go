@@ -7,12 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"mime/multipart"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -26,6 +24,7 @@ import (
 	"github.com/acme/payments/internal/export"
 	"github.com/acme/payments/internal/importer"
 	"github.com/acme/payments/internal/ingest"
+	"github.com/acme/payments/internal/leakscan"
 	"github.com/acme/payments/internal/service"
 	"github.com/acme/payments/internal/stacktest"
 	"github.com/acme/payments/internal/webhook"
@@ -42,20 +41,21 @@ const (
 	leakSecret    = "leak-scan-webhook-secret-41d2"
 )
 
-// leakNeedles are the byte strings whose presence anywhere is a leak.
-func leakNeedles(keys ...string) map[string][]byte {
-	n := map[string][]byte{
-		"email":          []byte(sentinelEmail),
-		"email local":    []byte("zq.sentinel.leak"),
-		"phone":          []byte("4155550987"),
-		"card":           []byte(sentinelCard),
-		"card digits":    []byte(strings.ReplaceAll(sentinelCard, " ", "")),
-		"card middle":    []byte("0566 5566"),
-		"api token":      []byte(leakToken),
-		"webhook secret": []byte(leakSecret),
+// leakNeedles are the values whose presence anywhere is a leak, in the
+// spellings a leak would take.
+func leakNeedles(keys ...string) map[string]string {
+	n := map[string]string{
+		"email":          sentinelEmail,
+		"email local":    "zq.sentinel.leak",
+		"phone":          "4155550987",
+		"card":           sentinelCard,
+		"card digits":    strings.ReplaceAll(sentinelCard, " ", ""),
+		"card middle":    "0566 5566",
+		"api token":      leakToken,
+		"webhook secret": leakSecret,
 	}
 	for i, k := range keys {
-		n["key "+strconv.Itoa(i)] = []byte(k)
+		n["key "+strconv.Itoa(i)] = k
 	}
 	return n
 }
@@ -265,26 +265,24 @@ func TestLeakScan(t *testing.T) {
 	}
 	keyB64 := strings.SplitN(stacktest.TestKeys, ":", 2)[1]
 	keyRaw, _ := base64.StdEncoding.DecodeString(keyB64)
-	needles := leakNeedles(keyB64, stacktest.TestBlindIndexKey, string(keyRaw), newKey, "leak-scan-rotation-key-32-bytes!")
-	hits := 0
-	scan := func(where string, data []byte) {
-		for name, n := range needles {
-			if i := bytes.Index(data, n); i >= 0 {
-				hits++
-				from, to := max(i-80, 0), min(i+len(n)+80, len(data))
-				t.Errorf("%s holds the %s: …%q…", where, name, data[from:to])
-			}
+	sc := leakscan.New(leakNeedles(keyB64, stacktest.TestBlindIndexKey, string(keyRaw), newKey, "leak-scan-rotation-key-32-bytes!"))
+	sc.Scan("/metrics", metricsBody)
+	sc.Scan("the logs", logs.Bytes())
+	for _, dir := range []string{temporalDir, cfg.BlobDir()} {
+		if n, err := sc.Dir(dir); err != nil || n == 0 {
+			t.Fatalf("scan %s: %d files, %v", dir, n, err)
 		}
 	}
-	scan("/metrics", metricsBody)
-	scan("the logs", logs.Bytes())
-	scanFiles(t, temporalDir, scan)
-	scanFiles(t, cfg.BlobDir(), scan)
-	scanMySQL(t, d, scan)
+	if n, err := sc.MySQL(ctx, d.DB); err != nil || n < 100 {
+		t.Fatalf("scan MySQL: %d rows, %v", n, err)
+	}
+	for _, h := range sc.Hits {
+		t.Error(h)
+	}
 	if len(logs.Bytes()) < 1000 {
 		t.Fatalf("only %d bytes of logs were captured: the scan would prove nothing", len(logs.Bytes()))
 	}
-	t.Logf("scanned %d bytes of logs, %d of /metrics, the Temporal database and the staging store: %d hits", len(logs.Bytes()), len(metricsBody), hits)
+	t.Logf("scanned %d bytes in %d items (logs, /metrics, the Temporal database, the staging store, MySQL rows): %d hits", sc.Bytes, sc.Items, len(sc.Hits))
 }
 
 // leakUpload posts body to /upload as a multipart file.
@@ -315,65 +313,4 @@ func leakWait(t *testing.T, d *service.Deps, id string) importer.Job {
 		t.Fatalf("import %s: %v", id, err)
 	}
 	return job
-}
-
-// scanFiles scans every file under dir (SQLite's database, WAL and shm
-// files; the staging store's objects).
-func scanFiles(t *testing.T, dir string, scan func(string, []byte)) {
-	t.Helper()
-	n := 0
-	err := filepath.WalkDir(dir, func(path string, de fs.DirEntry, err error) error {
-		if err != nil || de.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		n++
-		scan(path, b)
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if n == 0 {
-		t.Fatalf("no files under %s: the scan would prove nothing", dir)
-	}
-}
-
-// scanMySQL scans every column of every row of every table.
-func scanMySQL(t *testing.T, d *service.Deps, scan func(string, []byte)) {
-	t.Helper()
-	var tables []string
-	if err := d.DB.Select(&tables, `SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE()`); err != nil {
-		t.Fatal(err)
-	}
-	rowsSeen := 0
-	for _, table := range tables {
-		rows, err := d.DB.Queryx("SELECT * FROM `" + table + "`")
-		if err != nil {
-			t.Fatal(err)
-		}
-		cols, _ := rows.Columns()
-		for rows.Next() {
-			vals, err := rows.SliceScan()
-			if err != nil {
-				t.Fatal(err)
-			}
-			rowsSeen++
-			for i, v := range vals {
-				switch v := v.(type) {
-				case []byte:
-					scan(table+"."+cols[i], v)
-				case string:
-					scan(table+"."+cols[i], []byte(v))
-				}
-			}
-		}
-		rows.Close()
-	}
-	if rowsSeen < 100 {
-		t.Fatalf("only %d MySQL rows scanned", rowsSeen)
-	}
 }
