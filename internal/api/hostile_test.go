@@ -99,7 +99,8 @@ func TestHostileInputOverHTTP(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Fatalf("upload: %d %s", code, body)
 	}
-	if j := c.waitDone(jsonField(t, body, "import_id")); j.State != importer.StateCompleted {
+	importID := jsonField(t, body, "import_id")
+	if j := c.waitDone(importID); j.State != importer.StateCompleted {
 		t.Fatalf("import %+v", j)
 	}
 	code, body = c.do("POST", "/exports?type=orders&format=csv", "rw-token-1", "", nil)
@@ -272,6 +273,35 @@ func TestHostileInputOverHTTP(t *testing.T) {
 		_ = json.Unmarshal(body, &up)
 		if j := c.waitDone(up.ImportID); j.State != importer.StateCompleted || j.RowsWritten != 4 {
 			t.Fatalf("slow upload's import %+v", j)
+		}
+	})
+
+	t.Run("downloaded CSVs neutralise formulas", func(t *testing.T) {
+		// A valid address and phone that a spreadsheet would run.
+		if code, body := c.do("POST", "/orders", "rw-token-1", "application/json",
+			strings.NewReader(`{"order_id":"=F-1","order_amount":"3.00","customer_email":"=HYPERLINK(x)@example.com","customer_phone":"+15550111"}`)); code != http.StatusCreated {
+			t.Fatalf("order: %d %s", code, body)
+		}
+		code, body := c.do("GET", "/download?type=orders&format=csv", "rw-token-1", "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("download: %d %s", code, body)
+		}
+		if !bytes.Contains(body, []byte("\n'=F-1,3.00,")) || !bytes.Contains(body, []byte(",'=HYPERLINK(x)@example.com,'+15550111,")) ||
+			bytes.Contains(body, []byte(",=HYPERLINK")) {
+			t.Errorf("download:\n%s", body)
+		}
+		// Amounts stay numbers.
+		if !bytes.Contains(body, []byte(",10.00,")) {
+			t.Errorf("amounts changed:\n%s", body)
+		}
+		// A rejects report whose cells would start formulas.
+		if _, err := db.Exec("INSERT INTO import_rejects (import_id, record_no, line_no, code, message) VALUES (?, 99, 100, ?, ?)",
+			importID, "@X", `=HYPERLINK("http://evil.example")`); err != nil {
+			t.Fatal(err)
+		}
+		code, body = c.do("GET", "/imports/"+importID+"/rejects", "ro-token-1", "", nil)
+		if code != http.StatusOK || !bytes.Contains(body, []byte(`100,99,'@X,"'=HYPERLINK(""http://evil.example"")"`)) {
+			t.Errorf("rejects: %d\n%s", code, body)
 		}
 	})
 }

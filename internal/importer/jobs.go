@@ -19,6 +19,7 @@ import (
 	"github.com/jmoiron/sqlx"
 
 	"github.com/acme/payments/internal/database"
+	"github.com/acme/payments/internal/records"
 )
 
 // Job states.
@@ -151,14 +152,18 @@ func Finish(ctx context.Context, db *sqlx.DB, importID, state, message string) e
 }
 
 // WriteRejectsCSV streams an import's rejects as CSV (line, record, code,
-// message) in record order.
+// message) in record order, text cells neutralised against spreadsheet
+// formulas as exported files are (records.NeutralizeFormula).
 func WriteRejectsCSV(ctx context.Context, db *sqlx.DB, importID string, w io.Writer) error {
 	cw := csv.NewWriter(w)
 	if err := cw.Write([]string{"line", "record", "code", "message"}); err != nil {
 		return err
 	}
 	err := EachReject(ctx, db, importID, func(r Reject) error {
-		return cw.Write([]string{strconv.FormatInt(r.Line, 10), strconv.FormatInt(r.Record, 10), r.Code, r.Message})
+		// A message may quote a field name or value from the file: no
+		// cell may start a spreadsheet formula.
+		return cw.Write([]string{strconv.FormatInt(r.Line, 10), strconv.FormatInt(r.Record, 10),
+			records.NeutralizeFormula(r.Code), records.NeutralizeFormula(r.Message)})
 	})
 	if err != nil {
 		return err

@@ -437,6 +437,7 @@ type csvReader struct {
 	read    int64
 	max     int
 	nHeader int
+	formula []bool // by index in Values: FormulaColumn
 }
 
 func newCSVReader(r io.Reader, p *Plan, c Chunk, lim Limits) (*csvReader, error) {
@@ -451,6 +452,9 @@ func newCSVReader(r io.Reader, p *Plan, c Chunk, lim Limits) (*csvReader, error)
 	}
 	if len(p.Header) == 0 {
 		return nil, fmt.Errorf("records: CSV plan without a header")
+	}
+	for _, c := range Columns(p.Kind) {
+		cr.formula = append(cr.formula, FormulaColumn(c))
 	}
 	cr.colIdx = make([]int, len(p.Header))
 	for i, h := range p.Header {
@@ -498,6 +502,9 @@ func (cr *csvReader) next() (Record, error) {
 	}
 	for i, f := range fields[:n] {
 		if j := cr.colIdx[i]; j >= 0 {
+			if cr.formula[j] {
+				f = UnneutralizeFormula(f)
+			}
 			cr.vals[j] = f
 		}
 	}

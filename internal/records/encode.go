@@ -40,6 +40,7 @@ type Encoder struct {
 	openTag   [][]byte // XML: "<column>" per column
 	closeTag  [][]byte // XML: "</column>" per column
 	maxRecord int      // the reader's default limit, which imports use
+	formula   []bool   // CSV: the column's values are neutralised (FormulaColumn)
 }
 
 // NewEncoder returns an encoder for format f (FormatCSV or FormatXML) of kind k
@@ -87,6 +88,9 @@ func NewEncoder(f Format, k Kind, columns []string) (*Encoder, error) {
 	}
 	if f == FormatCSV {
 		e.header = append([]byte(strings.Join(columns, ",")), '\n')
+		for _, c := range columns {
+			e.formula = append(e.formula, FormulaColumn(c))
+		}
 		return e, nil
 	}
 	e.header = []byte(`<?xml version="1.0" encoding="UTF-8"?>` + "\n<" + string(k) + ">\n")
@@ -113,6 +117,9 @@ func (e *Encoder) AppendFooter(dst []byte) []byte { return append(dst, e.footer.
 // bytes of a record do not depend on what precedes it, so records encoded
 // apart can be concatenated between one header and one footer.
 //
+// A CSV text value that a spreadsheet would run as a formula is written
+// with a leading single quote (NeutralizeFormula), which the reader drops.
+//
 // It fails, naming the column and never quoting the value, when a value is
 // not valid UTF-8, when a CSV value holds a NUL byte, or when an XML value
 // holds a character XML 1.0 cannot carry (C0 controls other than TAB, LF and
@@ -129,6 +136,9 @@ func (e *Encoder) AppendRecord(dst []byte, values [][]byte) ([]byte, error) {
 		for i, v := range values {
 			if i > 0 {
 				dst = append(dst, ',')
+			}
+			if e.formula[i] && NeedsFormulaQuote(v) {
+				v = append([]byte{'\''}, v...)
 			}
 			if dst, err = e.appendCSV(dst, v, i); err != nil {
 				return dst[:start], err

@@ -30,6 +30,9 @@ func hostileValues() []string {
 		" lead", "trail ", "\tlead tab", "trail tab\t", " ", "   ", "\t", " \t\n\r ", " a , b ",
 		"\ufeff", "\ufeffbom first", "a\ufeff",
 		"#comment", "=1+1", `\.`, "-",
+		// Formula starts, neutralised in CSV text columns and read back.
+		"=HYPERLINK(\"http://evil.example\",\"x\")", "+15550100", "-12.30", "@SUM(A1)", "\t=1", "\r=1",
+		"'=1+1", "''", "'-", "'plain", "'''", "=", "+", "@",
 		strings.Repeat("x", 100<<10),
 		strings.Repeat(pattern, 100<<10/len(pattern)),
 	}
@@ -194,6 +197,38 @@ func TestEncodeOutput(t *testing.T) {
 		if got := string(e.AppendFooter(b)); got != want {
 			t.Errorf("%s:\n got %q\nwant %q", f, got, want)
 		}
+	}
+}
+
+// CSV text values that a spreadsheet runs as a formula get a leading
+// quote; amounts and times never do, and XML is left alone. The reader
+// gives the values back (TestEncodeRoundTrip).
+func TestEncodeNeutralizesFormulas(t *testing.T) {
+	cols := []string{"order_id", "order_amount", "customer_email", "customer_phone", "created_at", "currency"}
+	vals := toByteValues([]string{"=cmd|' /C calc'!A0", "-12.30", "@x@example.com", "+15550100", "-0001-01-01T00:00:00Z", "'USD"})
+	e, err := NewEncoder(FormatCSV, KindOrders, cols)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := e.AppendRecord(nil, vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "'=cmd|' /C calc'!A0,-12.30,'@x@example.com,'+15550100,-0001-01-01T00:00:00Z,''USD\n"; string(got) != want {
+		t.Errorf("CSV:\n got %q\nwant %q", got, want)
+	}
+	x, _ := NewEncoder(FormatXML, KindOrders, cols)
+	if got, _ := x.AppendRecord(nil, vals); !strings.Contains(string(got), "<order_id>=cmd|' /C calc'!A0</order_id>") {
+		t.Errorf("XML changed: %q", got)
+	}
+	for _, v := range []string{"", "a", "'", "''", "'a", "'=", "=", "'''=", "\t", "\r\n", "-1", "+", "@"} {
+		if back := UnneutralizeFormula(NeutralizeFormula(v)); back != v {
+			t.Errorf("%q: back as %q", v, back)
+		}
+	}
+	// A quote before anything else is read as written.
+	if got := UnneutralizeFormula("'plain"); got != "'plain" {
+		t.Errorf("'plain read as %q", got)
 	}
 }
 
