@@ -50,7 +50,11 @@ func hostileStack(t *testing.T) (client, *sqlx.DB) {
 	}
 	s.BodyReadTimeout = 300 * time.Millisecond
 	s.UploadReadTimeout = time.Minute
-	srv := httptest.NewServer(s.Handler())
+	// The server's own deadline as short as NewHTTPServer's is to the
+	// body one: only /upload may lengthen it.
+	srv := httptest.NewUnstartedServer(s.Handler())
+	srv.Config.ReadTimeout = s.BodyReadTimeout
+	srv.Start()
 	t.Cleanup(srv.Close)
 	return client{t: t, base: srv.URL}, d.DB
 }

@@ -57,3 +57,14 @@ func TestReadDeadlineIsLiftedAfterTheBody(t *testing.T) {
 		}
 	}
 }
+
+// The server bounds headers, bodies and idle connections; its read
+// timeout is the short body one (uploads lengthen theirs per route).
+func TestNewHTTPServerTimeouts(t *testing.T) {
+	srv := NewHTTPServer(":0", http.NotFoundHandler())
+	if srv.ReadHeaderTimeout <= 0 || srv.ReadHeaderTimeout > 30*time.Second || srv.IdleTimeout <= 0 ||
+		srv.ReadTimeout != DefaultBodyReadTimeout || DefaultBodyReadTimeout > 30*time.Second || srv.MaxHeaderBytes <= 0 {
+		t.Fatalf("timeouts: header %v read %v idle %v, max header bytes %d",
+			srv.ReadHeaderTimeout, srv.ReadTimeout, srv.IdleTimeout, srv.MaxHeaderBytes)
+	}
+}
