@@ -5,6 +5,7 @@ package activities
 
 import (
 	"context"
+	"time"
 
 	"github.com/jmoiron/sqlx"
 
@@ -25,6 +26,10 @@ type Activities struct {
 	// WakeOrder tells an order's open payment workflow that its payments
 	// changed (wired to a signal by the worker).
 	WakeOrder func(ctx context.Context, orderID string) error
+	// SweepUploads deletes staged uploads written before a time that no
+	// running import reads (ingest.Intake.SweepUploads, which this package
+	// cannot import: ingest starts workflows).
+	SweepUploads func(ctx context.Context, before time.Time) (int, error)
 	// Metrics counts import chunks and export parts; nil counts nothing.
 	Metrics *metrics.Metrics
 }

@@ -48,6 +48,7 @@ var workflowFuncs = map[string]any{
 // to read), so only the re-encoding checks hold them.
 var recordedWorkflows = map[string]any{
 	"Import": workflows.Import, "Export": workflows.Export, "OrderPayment": workflows.OrderPayment, "Rotate": workflows.Rotate,
+	"StagingRetention": workflows.StagingRetention,
 }
 
 // messageTypes are the payloads of signals and updates, by name: the

@@ -43,6 +43,7 @@ func TestReplayRecordedHistories(t *testing.T) {
 			r.RegisterWorkflow(workflows.OrderPayment)
 			r.RegisterWorkflow(workflows.Export)
 			r.RegisterWorkflow(workflows.Rotate)
+			r.RegisterWorkflow(workflows.StagingRetention)
 			if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 				t.Fatalf("replay %s: %v", f, err)
 			}

@@ -81,7 +81,9 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop()
-	go service.SweepStaging(ctx, d, time.Hour)
+	if err := service.EnsureStagingRetention(ctx, d); err != nil {
+		return err
+	}
 
 	s, err := service.APIServer(d)
 	if err != nil {

@@ -15,7 +15,10 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/worker"
 
 	"github.com/acme/payments/activities"
@@ -31,6 +34,7 @@ import (
 	"github.com/acme/payments/internal/lifecycle"
 	"github.com/acme/payments/internal/metrics"
 	"github.com/acme/payments/internal/orders"
+	"github.com/acme/payments/internal/payload"
 	"github.com/acme/payments/internal/rotation"
 	"github.com/acme/payments/internal/staging"
 	"github.com/acme/payments/internal/temporalclient"
@@ -210,12 +214,16 @@ func NewWorker(d *Deps) worker.Worker {
 	w.RegisterWorkflow(workflows.OrderPayment)
 	w.RegisterWorkflow(workflows.Export)
 	w.RegisterWorkflow(workflows.Rotate)
+	w.RegisterWorkflow(workflows.StagingRetention)
 	w.RegisterActivity(&activities.Rotation{Rotator: &rotation.Rotator{DB: d.DB, Keys: d.Keys}})
 	w.RegisterActivity(&activities.Activities{
 		DB:        d.DB,
 		Ledger:    d.Ledger,
 		Store:     d.Store,
 		WakeOrder: NewLifecycle(d).Wake,
+		SweepUploads: func(ctx context.Context, before time.Time) (int, error) {
+			return NewIntake(d).SweepUploads(ctx, before)
+		},
 		Importer: &importer.Importer{Logger: d.Logger, DB: d.DB, Keys: d.Keys, BlindIndex: d.BlindIndex, Ledger: d.Ledger,
 			OnRetry: d.Metrics.LedgerRetry},
 		Exporter: &export.Exporter{DB: d.TextDB, Keys: d.Keys},
@@ -323,7 +331,9 @@ func RunWorker(ctx context.Context, cfg config.Config, logger *slog.Logger) erro
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker started", "task_queue", workflows.TaskQueue, "temporal", cfg.TemporalAddress)
-	go SweepStaging(ctx, d, time.Hour)
+	if err := EnsureStagingRetention(ctx, d); err != nil {
+		logger.Warn("staged uploads are not swept until a worker starts with Temporal reachable", "error", err.Error())
+	}
 	<-ctx.Done()
 	w.Stop()
 	logger.Info("worker stopped")
@@ -372,28 +382,50 @@ func ServeMetrics(ln net.Listener, m *metrics.Metrics, logger *slog.Logger) (sto
 	}
 }
 
-// SweepStaging deletes staged uploads past PAYMENTS_STAGING_RETENTION now
-// and then every interval, until ctx ends. Workers run it; several at once
-// only delete the same files.
-func SweepStaging(ctx context.Context, d *Deps, every time.Duration) {
+// EnsureStagingRetention keeps the Temporal schedule that deletes staged
+// uploads past PAYMENTS_STAGING_RETENTION (workflows.StagingRetention,
+// hourly and once at once) in step with d's configuration: created if
+// missing, its retention updated if it differs, deleted when retention is
+// zero (keep staged files forever). Every worker calls it at start; they
+// agree, so racing calls converge.
+func EnsureStagingRetention(ctx context.Context, d *Deps) error {
+	sc := d.Temporal.ScheduleClient()
+	id := workflows.StagingRetentionScheduleID
 	if d.Config.StagingRetention <= 0 {
-		return
-	}
-	in := NewIntake(d)
-	for {
-		n, err := in.SweepUploads(ctx, time.Now().Add(-d.Config.StagingRetention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			d.Logger.Warn("staging retention sweep", "error", err.Error())
-		case n > 0:
-			d.Logger.Info("staging retention sweep", "deleted_uploads", n)
+		err := sc.GetHandle(ctx, id).Delete(ctx)
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			return fmt.Errorf("staging retention schedule: delete: %w", err)
 		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(every):
-		}
+		return nil
 	}
+	action := &client.ScheduleWorkflowAction{
+		ID: id, Workflow: workflows.StagingRetention, TaskQueue: workflows.TaskQueue,
+		Args: []any{workflows.StagingRetentionInput{Retention: payload.Duration(d.Config.StagingRetention)}},
+	}
+	_, err := sc.Create(ctx, client.ScheduleOptions{
+		ID:                 id,
+		Spec:               client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: workflows.StagingRetentionEvery}}},
+		Action:             action,
+		Overlap:            enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+		TriggerImmediately: true,
+	})
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return fmt.Errorf("staging retention schedule: create: %w", err)
+	}
+	err = sc.GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
+		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
+			in.Description.Schedule.Action = action
+			return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("staging retention schedule: update: %w", err)
+	}
+	return nil
 }
 
 // ListenAndServe serves h on addr until ctx ends, then drains requests.
