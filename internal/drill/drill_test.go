@@ -1,7 +1,9 @@
 package drill
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"github.com/acme/payments/internal/cluster"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/gen"
+	"github.com/acme/payments/internal/leakscan"
 	"github.com/acme/payments/internal/staging"
 )
 
@@ -50,6 +53,57 @@ func TestDrills(t *testing.T) {
 			load.requests.Load(), load.retries.Load(), load.callbacks.Load(), time.Since(start).Round(time.Second))
 	})
 	checkLedger(t)
+	t.Run("LeakScanPostgres", func(t *testing.T) { drillLeakScan(t, c, api) })
+}
+
+// drillLeakScan is the leak scan (see internal/e2e's TestLeakScan) on the
+// cluster: a live payment carrying sentinels goes through the API, worker
+// and Temporal server processes, and then the Temporal server's PostgreSQL
+// databases, every process's log, MySQL and /metrics hold none of them,
+// nor the token, webhook secret or keys.
+func drillLeakScan(t *testing.T, c *cluster.Cluster, api *apiClient) {
+	const email, phone, card = "zq.drill.leak@example.com", "+14155550987", "4000 0566 5566 5556"
+	body, _ := json.Marshal(map[string]string{"order_id": "LEAK-1", "order_amount": "9.00", "currency": "USD",
+		"customer_email": email, "customer_phone": phone})
+	if code, resp, err := api.do("POST", "/orders", "application/json", bytes.NewReader(body), nil); err != nil || code != http.StatusCreated {
+		t.Fatalf("create order: %d %s %v", code, resp, err)
+	}
+	body, _ = json.Marshal(map[string]string{"payment_id": "LEAKP-1", "amount": "9.00", "method": "CARD", "details": card})
+	if code, resp, err := api.do("POST", "/orders/LEAK-1/payments", "application/json", bytes.NewReader(body), nil); err != nil || code != http.StatusCreated {
+		t.Fatalf("attempt: %d %s %v", code, resp, err)
+	}
+	sendCallback(t, api, "LEAKP-1", "SUCCESS", "9.00", "gw-leak-1")
+	awaitAll(t, "the sentinel order COMPLETED", 2*time.Minute, `SELECT COUNT(*) FROM orders WHERE order_id = 'LEAK-1' AND order_status = 'COMPLETED'`, 1)
+	awaitWorkflowClosed(t, c, "order-payment/LEAK-1", time.Minute)
+
+	key := strings.SplitN(keysSpec, ":", 2)[1]
+	rawKey, _ := base64.StdEncoding.DecodeString(key)
+	sc := leakscan.New(map[string]string{"email": email, "email local": "zq.drill.leak", "phone": "4155550987",
+		"card": card, "card digits": strings.ReplaceAll(card, " ", ""), "api token": drillToken,
+		"webhook secret": gatewaySecret, "key": key, "raw key": string(rawKey), "blind index key": blindIndexKey})
+	info, _ := clusters.Load(c)
+	ci := info.(clusterInfo)
+	ctx := context.Background()
+	for _, db := range []string{ci.pg.Database, ci.pg.VisibilityDatabase()} {
+		if err := sc.Postgres(ctx, "127.0.0.1", 5432, "postgres", db); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := sc.Dir(ci.dir); err != nil || n == 0 {
+		t.Fatalf("scan logs under %s: %d files, %v", ci.dir, n, err)
+	}
+	if n, err := sc.MySQL(ctx, shared.db); err != nil || n < 100 {
+		t.Fatalf("scan MySQL: %d rows, %v", n, err)
+	}
+	code, metrics, err := api.do("GET", "/metrics", "", nil, nil)
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("/metrics: %d %v", code, err)
+	}
+	sc.Scan("/metrics", metrics)
+	for _, h := range sc.Hits {
+		t.Error(h)
+	}
+	t.Logf("scanned %d bytes in %d items (PostgreSQL dumps, process logs, MySQL rows, /metrics): %d hits", sc.Bytes, sc.Items, len(sc.Hits))
 }
 
 func drillWorkersDie(t *testing.T, c *cluster.Cluster, api *apiClient) {

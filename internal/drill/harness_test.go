@@ -176,8 +176,18 @@ func startCluster(t *testing.T, workers int, tls *temporalserver.TLS) *cluster.C
 			t.Logf("stop cluster: %v", err)
 		}
 	})
+	clusters.Store(c, clusterInfo{pg: pg, dir: dir})
 	return c
 }
+
+// clusterInfo is what startCluster chose for a cluster: its Temporal
+// databases and the directory of its processes' logs.
+type clusterInfo struct {
+	pg  temporalserver.Postgres
+	dir string
+}
+
+var clusters sync.Map // *cluster.Cluster → clusterInfo
 
 // writeFile generates a sample file into the drill dir.
 func writeFile(t testing.TB, name string, o gen.Options) (string, gen.Stats) {
