@@ -138,6 +138,13 @@ func TestHostileInputOverHTTP(t *testing.T) {
 		if code, _ := c.do("GET", "/orders/H-9", "ro-token-1", "", nil); code != http.StatusNotFound {
 			t.Errorf("H-9 was stored: %d", code)
 		}
+		// The look-up by email refuses what no stored email can be.
+		for _, q := range []string{"h1@example.com\r\nBcc: victim@example.com", "h1\x00@example.com"} {
+			if code, body := c.do("GET", "/orders?customer_email="+url.QueryEscape(q), "ro-token-1", "", nil); code != http.StatusBadRequest ||
+				!strings.Contains(string(body), "customer_email") || strings.Contains(string(body), "victim") {
+				t.Errorf("GET /orders?customer_email=%q: %d %s", q, code, body)
+			}
+		}
 	})
 
 	before := checksums(t, db)

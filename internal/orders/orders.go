@@ -288,10 +288,10 @@ func (s *Store) decodePayment(r paymentRow) (Payment, error) {
 // Matching ignores case and surrounding spaces, like the blind index:
 // candidates are found by customer_email_bidx and kept only when their
 // decrypted email really matches, which drops HMAC collisions and index
-// values copied between rows. An empty or "@"-less email is ErrInvalid.
+// values copied between rows. An email CheckContact refuses is ErrInvalid.
 func (s *Store) FindByEmail(ctx context.Context, email string) ([]Order, error) {
 	want := encryption.NormalizeEmail(email)
-	if want == "" || !strings.Contains(want, "@") {
+	if want == "" || CheckContact(strings.TrimSpace(email), "") != "" {
 		return nil, fmt.Errorf("%w: customer_email is not an email address", ErrInvalid)
 	}
 	var rows []Row

@@ -402,9 +402,13 @@ func TestFindByEmail(t *testing.T) {
 	if got, err := s.FindByEmail(ctx, "mallory@example.com"); err != nil || len(got) != 0 {
 		t.Errorf("FindByEmail(mallory) = %v, %v; want none (its index was overwritten)", got, err)
 	}
-	for _, q := range []string{"", "   ", "jane"} {
+	// What no stored email can be is refused, control characters too.
+	for _, q := range []string{"", "   ", "jane", "jane@example.com\r\nBcc: x@example.com", "ja\x00ne@example.com", "ja\xffne@example.com"} {
 		if _, err := s.FindByEmail(ctx, q); !errors.Is(err, orders.ErrInvalid) {
 			t.Errorf("FindByEmail(%q): err = %v, want ErrInvalid", q, err)
+		}
+		if _, _, err := s.FindByEmailPage(ctx, q, 10, nil); !errors.Is(err, orders.ErrInvalid) {
+			t.Errorf("FindByEmailPage(%q): err = %v, want ErrInvalid", q, err)
 		}
 	}
 }

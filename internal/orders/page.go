@@ -22,7 +22,7 @@ type PageKey struct {
 // one). A keyset query on the blind index.
 func (s *Store) FindByEmailPage(ctx context.Context, email string, limit int, after *PageKey) ([]Order, *PageKey, error) {
 	want := encryption.NormalizeEmail(email)
-	if want == "" || !strings.Contains(want, "@") {
+	if want == "" || CheckContact(strings.TrimSpace(email), "") != "" {
 		return nil, nil, fmt.Errorf("%w: customer_email is not an email address", ErrInvalid)
 	}
 	q := "SELECT " + RowColumns + " FROM orders WHERE customer_email_bidx = ?"
