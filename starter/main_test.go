@@ -24,6 +24,7 @@ import (
 
 	"github.com/acme/payments/internal/dbtest"
 	"github.com/acme/payments/internal/devserver"
+	"github.com/acme/payments/internal/testlog"
 )
 
 var (
@@ -508,7 +509,7 @@ func TestGenImportFollowAndImports(t *testing.T) {
 	}
 	follow := exec.Command(bin, "import", big, "--follow")
 	follow.Env = append(os.Environ(), env...)
-	var fout, ferr syncBuffer
+	var fout, ferr testlog.Buffer
 	follow.Stdout, follow.Stderr = &fout, &ferr
 	if err := follow.Start(); err != nil {
 		t.Fatal(err)
@@ -536,25 +537,6 @@ func TestGenImportFollowAndImports(t *testing.T) {
 		time.Sleep(time.Second)
 	}
 	p.stop(t)
-}
-
-// syncBuffer is a bytes.Buffer safe for a process writing while a test
-// reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // isOneJSON reports whether s holds exactly one JSON document.

@@ -27,6 +27,7 @@ import (
 	"github.com/acme/payments/internal/leakscan"
 	"github.com/acme/payments/internal/service"
 	"github.com/acme/payments/internal/stacktest"
+	"github.com/acme/payments/internal/testlog"
 	"github.com/acme/payments/internal/webhook"
 	"github.com/acme/payments/workflows"
 )
@@ -60,24 +61,6 @@ func leakNeedles(keys ...string) map[string]string {
 	return n
 }
 
-// syncLog collects every process's log lines.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) Bytes() []byte {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return bytes.Clone(l.b.Bytes())
-}
-
 // The leak scan (issue 12): imports with good and bad rows, a file that
 // fails, live payments and callbacks, downloads, an export and the
 // rejects report, all carrying known sentinel values, and then four places
@@ -88,7 +71,7 @@ func TestLeakScan(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole stack")
 	}
-	logs := &syncLog{}
+	logs := &testlog.Buffer{}
 	logger := slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 
 	ports, err := devserver.FreePorts(1)

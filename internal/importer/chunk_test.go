@@ -19,6 +19,7 @@ import (
 	"github.com/acme/payments/internal/ledger"
 	"github.com/acme/payments/internal/records"
 	"github.com/acme/payments/internal/stacktest"
+	"github.com/acme/payments/internal/testlog"
 )
 
 func newImporter(t *testing.T) *importer.Importer {
@@ -290,7 +291,7 @@ func TestChunkRetriedAfterAConflictIsAWarning(t *testing.T) {
 	t.Cleanup(func() { holder.Close() })
 	im := newImporter(t)
 	im.DB, im.Ledger = db, &ledger.Ledger{DB: db, Keys: im.Keys}
-	var logged syncBuffer
+	var logged testlog.Buffer
 	im.Logger = slog.New(slog.NewJSONHandler(&logged, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	var retries atomic.Int64
 	im.OnRetry = func(int, error) { retries.Add(1) }
@@ -343,22 +344,4 @@ func TestChunkRetriedAfterAConflictIsAWarning(t *testing.T) {
 	if err != nil || j.RowsWritten != 2 || j.ChunksDone != 1 {
 		t.Fatalf("job %+v %v: the retry must count once", j, err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger in another goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
