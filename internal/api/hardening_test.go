@@ -185,3 +185,27 @@ func TestTricklingBodyIsCut(t *testing.T) {
 		<-closed
 	}
 }
+
+// The OpenAPI document names 413 and 408 on every route that reads a
+// body, as the server answers them.
+func TestOpenAPINamesBodyLimits(t *testing.T) {
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Responses map[string]any `json:"responses"`
+		} `json:"paths"`
+	}
+	if err := json.Unmarshal(api.OpenAPI(), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range (&api.Server{}).Routes() {
+		if rt.Method != "POST" || strings.HasSuffix(rt.Path, "/cancel") {
+			continue // cancels read no body
+		}
+		op := doc.Paths[rt.Path][strings.ToLower(rt.Method)]
+		for _, code := range []string{"413", "408"} {
+			if _, ok := op.Responses[code]; !ok {
+				t.Errorf("%s %s: no %s documented", rt.Method, rt.Path, code)
+			}
+		}
+	}
+}
