@@ -543,7 +543,7 @@ func ascendingIDs(rows []orders.NewOrder) bool {
 
 func conflict(rec records.Record, id string) Reject {
 	return Reject{Line: rec.Line, Record: rec.Number, Code: ledger.CodeDuplicateConflict,
-		Message: fmt.Sprintf("order_id already exists with different content (%s)", mask.Show(id))}
+		Message: fmt.Sprintf("order_id %s already exists with different content", mask.ID(id))}
 }
 
 func (im *Importer) loadOrders(ctx context.Context, tx *sqlx.Tx, ids []string) (map[string]orders.Row, error) {

@@ -71,7 +71,7 @@ func TestStoredRejectsAndErrorsHoldNoSentinel(t *testing.T) {
 		7:  {ledger.CodeMalformed, "record holds a NUL character"},
 		8:  {ledger.CodeMalformed, "record is not valid UTF-8"},
 		9:  {ledger.CodeMalformed, "customer_phone must be at most"},
-		11: {ledger.CodeDuplicateConflict, "order_id already exists with different content (a 16-character value)"},
+		11: {ledger.CodeDuplicateConflict, "order_id a 16-character value already exists with different content"},
 	}
 	checkRejects(t, im, "leak-orders", wantOrders)
 
