@@ -82,7 +82,7 @@ func Dev(ctx context.Context, cfg config.Config, logger *slog.Logger, out io.Wri
 	}
 	defer w.Stop()
 	if err := service.EnsureStagingRetention(ctx, d); err != nil {
-		return err
+		logger.Warn("staging retention schedule not set; staged uploads are kept until a start sets it", "error", err.Error())
 	}
 
 	s, err := service.APIServer(d)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jmoiron/sqlx"
+	commonpb "go.temporal.io/api/common/v1"
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/acme/payments/activities"
 	"github.com/acme/payments/internal/api"
+	"github.com/acme/payments/internal/codec"
 	"github.com/acme/payments/internal/config"
 	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/egress"
@@ -416,7 +418,13 @@ func EnsureStagingRetention(ctx context.Context, d *Deps) error {
 	if !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
 		return fmt.Errorf("staging retention schedule: create: %w", err)
 	}
-	err = sc.GetHandle(ctx, id).Update(ctx, client.ScheduleUpdateOptions{
+	// Most starts find it as they would make it: only a new retention is
+	// worth an update (which waits on the schedule's own workflow).
+	h := sc.GetHandle(ctx, id)
+	if desc, err := h.Describe(ctx); err == nil && retentionOf(desc, d.Keys) == d.Config.StagingRetention {
+		return nil
+	}
+	err = h.Update(ctx, client.ScheduleUpdateOptions{
 		DoUpdate: func(in client.ScheduleUpdateInput) (*client.ScheduleUpdate, error) {
 			in.Description.Schedule.Action = action
 			return &client.ScheduleUpdate{Schedule: &in.Description.Schedule}, nil
@@ -426,6 +434,21 @@ func EnsureStagingRetention(ctx context.Context, d *Deps) error {
 		return fmt.Errorf("staging retention schedule: update: %w", err)
 	}
 	return nil
+}
+
+// retentionOf is the retention a described staging retention schedule
+// sweeps with; zero when it cannot tell.
+func retentionOf(desc *client.ScheduleDescription, keys *encryption.Keyring) time.Duration {
+	action, ok := desc.Schedule.Action.(*client.ScheduleWorkflowAction)
+	if !ok || len(action.Args) != 1 {
+		return 0
+	}
+	p, ok := action.Args[0].(*commonpb.Payload)
+	var in workflows.StagingRetentionInput
+	if !ok || codec.DataConverter(keys).FromPayload(p, &in) != nil {
+		return 0
+	}
+	return time.Duration(in.Retention)
 }
 
 // ListenAndServe serves h on addr until ctx ends, then drains requests.
