@@ -23,13 +23,15 @@ COMPOSE_CHECK = if command -v docker-compose >/dev/null 2>&1; then \
 		&& echo "docker-compose.yml: valid"; \
 	else echo "docker-compose.yml: not validated (docker-compose is not on PATH)"; fi
 
+# dev and cluster build, then exec the binary: under `go run`, Ctrl-C made
+# go exit 1 after the service's clean stop, and make printed an error.
 dev: ## run embedded Temporal + UI (:8233), worker and HTTP API (:8080)
-	$(GO) run ./starter dev
+	@$(GO) build -o $(BIN)/ ./starter && exec $(BIN)/starter dev
 
 cluster: ## the scale-out shape on this machine: Temporal server on PostgreSQL + UI (:8233), two workers, one API (:8080)
 	scripts/ensure-mysql.sh
 	scripts/ensure-postgres.sh
-	$(GO) run ./starter cluster
+	@$(GO) build -o $(BIN)/ ./starter && exec $(BIN)/starter cluster
 
 test: ## every unit and integration test against the real MariaDB and PostgreSQL, then the drills; validates docker-compose.yml
 	@$(COMPOSE_CHECK)
