@@ -63,6 +63,8 @@ type phaseResult struct {
 	// latencies, one per payment: from sending the result (the second
 	// signal, or the signed callback) to seeing it done.
 	latencies []time.Duration
+	// cpu is the stack's and MySQL's CPU time during the phase.
+	cpu cpuSample
 }
 
 func (p phaseResult) perSecond() float64 { return float64(p.n) / p.elapsed.Seconds() }
@@ -115,12 +117,15 @@ func RunLifecycle(ctx context.Context, o LifecycleOptions) error {
 
 	fmt.Fprintf(out, "lifecycle bench: %d orders, one payment each, concurrency %d, database %s\n", o.Orders, o.Concurrency, s.DBName)
 
+	before := s.sampleCPU()
 	ceiling, err := runPhase(ctx, "ceiling", o.Orders, o.Concurrency, func(ctx context.Context, i int) (time.Duration, error) {
 		return ceilingOne(ctx, s.Deps.Temporal, i)
 	})
 	if err != nil {
 		return fmt.Errorf("ceiling: %w", err)
 	}
+	mid := s.sampleCPU()
+	ceiling.cpu = mid.since(before)
 
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConns: 2 * o.Concurrency, MaxIdleConnsPerHost: 2 * o.Concurrency},
 		Timeout: 2 * time.Minute}
@@ -129,6 +134,7 @@ func RunLifecycle(ctx context.Context, o LifecycleOptions) error {
 	if err != nil {
 		return fmt.Errorf("full path: %w", err)
 	}
+	full.cpu = s.sampleCPU().since(mid)
 
 	// The full path's figures count only if the money is right.
 	var bad int64
@@ -143,10 +149,12 @@ func RunLifecycle(ctx context.Context, o LifecycleOptions) error {
 		return fmt.Errorf("full path: %d orders COMPLETED, %d with a wrong state or paid_amount", completed, bad)
 	}
 
-	fmt.Fprintf(out, "\n%-10s %9s %9s %11s %10s %10s\n", "path", "payments", "seconds", "payments/s", "p50", "p99")
+	fmt.Fprintf(out, "\n%-10s %9s %9s %11s %10s %10s %9s %9s %13s\n", "path", "payments", "seconds", "payments/s", "p50", "p99",
+		"stack CPU-s", "MySQL CPU-s", "stack CPU-ms/payment")
 	for _, p := range []phaseResult{ceiling, full} {
-		fmt.Fprintf(out, "%-10s %9d %9.2f %11.1f %10s %10s\n", p.name, p.n, p.elapsed.Seconds(), p.perSecond(),
-			p.percentile(0.50).Round(100*time.Microsecond), p.percentile(0.99).Round(100*time.Microsecond))
+		fmt.Fprintf(out, "%-10s %9d %9.2f %11.1f %10s %10s %11.1f %11s %20.1f\n", p.name, p.n, p.elapsed.Seconds(), p.perSecond(),
+			p.percentile(0.50).Round(100*time.Microsecond), p.percentile(0.99).Round(100*time.Microsecond),
+			p.cpu.service.Seconds(), p.cpu.serverText(), float64(p.cpu.service.Milliseconds())/float64(p.n))
 	}
 	ratio := full.perSecond() / ceiling.perSecond()
 	verdict := "meets"
