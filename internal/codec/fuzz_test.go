@@ -67,8 +67,16 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("decode error repeats the payload's data: %v", err)
 		}
 
-		// The input as a payload to encrypt round-trips exactly.
+		// The input as a payload to encrypt round-trips exactly. One that
+		// protobuf cannot serialise (a metadata key that is not UTF-8) is
+		// refused with an error: the SDK cannot make such a payload.
 		sealed, err := c.Encode([]*commonpb.Payload{p})
+		if _, merr := proto.Marshal(p); merr != nil {
+			if err == nil {
+				t.Fatalf("encoded a payload protobuf cannot serialise (%v)", merr)
+			}
+			return
+		}
 		if err != nil || len(sealed) != 1 {
 			t.Fatalf("encode: %v", err)
 		}
